@@ -1,0 +1,145 @@
+// Ports: the only doors through which actors touch the world. Production wires them to libp2p, the
+// disk and the real clock; the simulator wires the same actors to a virtual clock, a seeded PRNG and
+// a simulated network. If an actor behaves differently in the two worlds, an adapter is wrong.
+
+/** Opaque timer handle; only the clock that made it can clear it. */
+export type TimerHandle = unknown
+
+/**
+ * Time. Shape-compatible with xstate's `clock` option, so one object drives both our code and
+ * xstate's delayed transitions. `now()` is milliseconds (epoch for the real clock, since start for a
+ * virtual one).
+ */
+export interface Clock {
+  now(): number
+  setTimeout(callback: () => void, delayMs: number): TimerHandle
+  clearTimeout(handle: TimerHandle): void
+}
+
+/** Chance. Seeded and forkable: a fork's stream depends only on the parent's seed and the label. */
+export interface Random {
+  readonly seed: number
+  /** Uniform float in [0, 1). */
+  next(): number
+  /** Uniform unsigned 32-bit integer. */
+  nextUint32(): number
+  /** Uniform integer in [0, maxExclusive). */
+  int(maxExclusive: number): number
+  /** Independent child stream, e.g. fork('node:n17') or fork('gossip'). */
+  fork(label: string): Random
+}
+
+export type PeerId = string
+export type Unsubscribe = () => void
+
+export interface OverlayMessage {
+  topic: string
+  /** The author (origin) of the message, not the neighbour that forwarded it. */
+  from: PeerId
+  data: Uint8Array
+}
+
+/** gossipsub's verdicts: accept delivers and forwards, reject drops and penalises, ignore drops. */
+export type ValidationResult = 'accept' | 'reject' | 'ignore'
+export type TopicValidator = (message: OverlayMessage) => ValidationResult
+
+/** Largest frame either adapter sends or accepts on a stream; bigger ones abort the stream. */
+export const MAX_FRAME_BYTES = 64 * 1024
+/** Largest message either adapter publishes or accepts on a topic. */
+export const MAX_MESSAGE_BYTES = 64 * 1024
+
+/**
+ * A reliable, ordered, framed duplex stream to one peer (libp2p: a length-prefixed stream over
+ * yamux; simulated: frames delivered in order after the link latency).
+ */
+export interface FrameStream {
+  readonly remotePeer: PeerId
+  readonly protocol: string
+  readonly closed: boolean
+  /** Queue a frame; returns false (and sends nothing) once the stream is closed. */
+  send(frame: Uint8Array): boolean
+  /** One handler; frames that arrive before it is set are buffered (bounded) and replayed. */
+  onFrame(handler: (frame: Uint8Array) => void): void
+  /** Called once when either side closes or the connection dies; `error` set when abnormal. */
+  onClose(handler: (error?: Error) => void): void
+  close(): void
+}
+
+export type PeerEventType = 'peer.connected' | 'peer.disconnected'
+export interface PeerEvent {
+  type: PeerEventType
+  peerId: PeerId
+}
+
+export interface OverlayStats {
+  messagesSent: number
+  bytesSent: number
+  messagesReceived: number
+  bytesReceived: number
+}
+
+export interface Overlay {
+  readonly peerId: PeerId
+  /** Idempotent. */
+  start(): Promise<void>
+  /** Idempotent; closes every stream and connection. */
+  stop(): Promise<void>
+  subscribe(topic: string, handler: (message: OverlayMessage) => void): Unsubscribe
+  /** Runs before delivery and before forwarding; only 'accept' reaches subscribers. */
+  setValidator(topic: string, validator: TopicValidator | undefined): void
+  /** Hands the message to the gossip layer. Never throws because no peer listens yet. */
+  publish(topic: string, data: Uint8Array): Promise<void>
+  handleStream(protocol: string, handler: (stream: FrameStream) => void): void
+  unhandleStream(protocol: string): void
+  openStream(peer: PeerId, protocol: string, options?: { signal?: AbortSignal }): Promise<FrameStream>
+  /** Ensure a connection to a known peer (bootstrap list or peer store). */
+  dial(peer: PeerId, options?: { signal?: AbortSignal }): Promise<void>
+  connectedPeers(): PeerId[]
+  onPeerEvent(listener: (event: PeerEvent) => void): Unsubscribe
+  /** Latest measured round-trip time to a connected peer, if any. */
+  rttMs(peer: PeerId): number | undefined
+  stats(): OverlayStats
+}
+
+export type LogFields = Record<string, unknown>
+export interface Logger {
+  debug(message: string, fields?: LogFields): void
+  info(message: string, fields?: LogFields): void
+  warn(message: string, fields?: LogFields): void
+  error(message: string, fields?: LogFields): void
+  child(bindings: LogFields): Logger
+}
+
+export type MetricLabels = Record<string, string>
+export interface Counter { inc(labels?: MetricLabels, value?: number): void }
+export interface Gauge { set(value: number, labels?: MetricLabels): void }
+export interface Metrics {
+  counter(name: string, help: string, labelNames?: readonly string[]): Counter
+  gauge(name: string, help: string, labelNames?: readonly string[]): Gauge
+}
+
+/** One plain-JSON record of what an actor did; see src/runtime/inspection.ts. */
+export interface InspectionEvent {
+  /** Clock time in ms (virtual in the simulator). */
+  t: number
+  node: string
+  kind: 'actor.started' | 'actor.stopped' | 'actor.event' | 'actor.snapshot' | 'supervisor'
+  /** Stable id such as `peer-session:<peerId>`. */
+  systemId: string
+  /** Actor kind, e.g. `peer-session`. */
+  actor: string
+  /** systemId of the supervising parent, if any. */
+  parent?: string
+  /** State value after the step, for snapshots. */
+  state?: unknown
+  /** Event type that caused the step, for events and snapshots. */
+  event?: string
+  /** Source systemId of an event sent by another actor. */
+  source?: string
+  /** Supervisor detail: child id, decision (restart, escalate, stop), reason. */
+  detail?: Record<string, unknown>
+}
+
+export interface Inspector {
+  emit(event: InspectionEvent): void
+}
