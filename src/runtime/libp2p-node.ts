@@ -1,0 +1,120 @@
+// Assembles the libp2p node behind the overlay: TCP + noise + yamux, identify, ping, gossipsub
+// (StrictSign) and bootstrap discovery. Only assembly and address parsing live here; behaviour is
+// in libp2p-overlay.ts.
+import './polyfill.ts'
+import { gossipsub, type GossipSub, type GossipSubComponents, type GossipsubOpts } from '@chainsafe/libp2p-gossipsub'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { identify, type Identify } from '@libp2p/identify'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping, type Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import type { PeerId as Libp2pPeerId, PrivateKey } from '@libp2p/interface'
+
+export interface OverlayServices extends Record<string, unknown> {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+}
+export type OverlayLibp2p = Libp2p<OverlayServices>
+
+/** gossipsub settings the overlay relies on; callers cannot override these. */
+export const FIXED_PUBSUB_OPTIONS = {
+  globalSignaturePolicy: 'StrictSign',
+  emitSelf: false,
+  allowPublishToZeroTopicPeers: true
+} as const
+
+/** Tunables callers may set (heartbeat, mesh degree, scoring); the fixed policy above wins. */
+export type PubsubOptions = Partial<Omit<GossipsubOpts, keyof typeof FIXED_PUBSUB_OPTIONS>>
+
+export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+
+export interface Libp2pNodeInit {
+  privateKey: PrivateKey
+  listen?: string[]
+  bootstrap?: BootstrapPeer[]
+  pubsub?: PubsubOptions
+  /** Inbound connections accepted per remote host per second (libp2p default 5). */
+  inboundConnectionThreshold?: number
+}
+
+/** A bootstrap list entry, parsed: the peer and the address to reach it at. */
+export interface BootstrapPeer {
+  peerId: Libp2pPeerId
+  address: Multiaddr
+}
+
+/** A configured address is not a multiaddr, or a bootstrap address lacks its /p2p/ peer id. */
+export class InvalidOverlayAddressError extends Error {
+  override name = 'InvalidOverlayAddressError'
+  readonly address: string
+  constructor(address: string, reason: string, options?: { cause?: unknown }) {
+    super(`invalid overlay address "${address}": ${reason}`, options)
+    this.address = address
+  }
+}
+
+export function parseListenAddresses(addresses: readonly string[]): string[] {
+  for (const address of addresses) parseMultiaddr(address)
+  return [...addresses]
+}
+
+/** Parse the bootstrap list, dropping this node's own entries (one list is shared by all nodes). */
+export function parseBootstrapList(addresses: readonly string[], selfPeerId: string): BootstrapPeer[] {
+  const peers: BootstrapPeer[] = []
+  for (const text of addresses) {
+    const address = parseMultiaddr(text)
+    const peerIdText = address.getPeerId()
+    if (peerIdText === null) throw new InvalidOverlayAddressError(text, 'bootstrap addresses must end in /p2p/<peer id>')
+    let peerId: Libp2pPeerId
+    try {
+      peerId = peerIdFromString(peerIdText)
+    } catch (err) {
+      throw new InvalidOverlayAddressError(text, `bad peer id "${peerIdText}"`, { cause: err })
+    }
+    if (peerId.toString() !== selfPeerId) peers.push({ peerId, address })
+  }
+  return peers
+}
+
+function parseMultiaddr(text: string): Multiaddr {
+  try {
+    return multiaddr(text)
+  } catch (err) {
+    throw new InvalidOverlayAddressError(text, err instanceof Error ? err.message : String(err), { cause: err })
+  }
+}
+
+/** Build (but do not start) the libp2p node. */
+export async function createLibp2pNode(init: Libp2pNodeInit): Promise<OverlayLibp2p> {
+  const bootstrapList = (init.bootstrap ?? []).map((peer) => peer.address.toString())
+  return await createLibp2p<OverlayServices>({
+    start: false,
+    privateKey: init.privateKey,
+    addresses: { listen: parseListenAddresses(init.listen ?? DEFAULT_LISTEN) },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      inboundConnectionThreshold: init.inboundConnectionThreshold
+    },
+    // @libp2p/bootstrap throws on an empty list, so a node without bootstrap peers has no discovery.
+    peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      // The per-message bound (MAX_MESSAGE_BYTES) is enforced by the overlay's topic validators, not
+      // by maxInboundDataLength: that bounds a whole RPC, which may batch many messages.
+      // The factory is typed as returning the generic PubSub; the instance is a GossipSub, whose
+      // mesh view (getMeshPeers) the overlay reports.
+      pubsub: gossipsub({
+        ...init.pubsub,
+        ...FIXED_PUBSUB_OPTIONS
+      }) as (components: GossipSubComponents) => GossipSub
+    }
+  })
+}
