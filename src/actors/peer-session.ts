@@ -9,7 +9,7 @@
 // To avoid the connection collisions of RFC 4271 §6.8, only the side with the smaller node id
 // dials; the other waits in `active` for the incoming stream. Every effect goes through ports:
 // the stream through `transport`, time through the actor's clock, jitter through `random`.
-import { assign, fromCallback, fromPromise, setup } from 'xstate'
+import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate'
 import type { Clock, FrameStream, PeerId, Random } from '../runtime/ports.ts'
 import { backoffDelayMs, type BackoffPolicy } from '../protocols/backoff.ts'
 import {
@@ -45,6 +45,8 @@ export interface PeerSessionInput {
   peerId: PeerId
   networkId: string
   capabilities?: string[]
+  /** Start connecting as soon as the actor starts (also after a supervisor restart). */
+  autoStart?: boolean
   config: PeerSessionConfig
   transport: SessionTransport
   clock: Clock
@@ -158,6 +160,9 @@ export const peerSessionMachine = setup({
     isStopping: ({ context }) => context.closing?.stop === true
   },
   actions: {
+    startIfAutomatic: enqueueActions(({ context, enqueue }) => {
+      if (context.autoStart === true) enqueue.raise({ type: 'session.start' })
+    }),
     adoptStream: assign({ stream: (_, stream: FrameStream) => stream }),
     sendOpen: ({ context }) => sendFrame(context, {
       type: 'open',
@@ -228,6 +233,7 @@ export const peerSessionMachine = setup({
     remoteCapabilities: []
   }),
   initial: 'idle',
+  entry: 'startIfAutomatic',
   on: {
     'session.stop': { target: '.idle', actions: 'forgetSession' }
   },

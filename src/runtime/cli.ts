@@ -1,0 +1,96 @@
+// The form-anycast command line. Bad input (flags, config files) exits with code 2 and one line
+// that names what was wrong; a runtime failure exits with 1.
+import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { ConfigError } from './config.ts'
+import { runNodeCommand } from './node-process.ts'
+import { MAX_UP_NODES, runUp } from './up.ts'
+import { runStatusCommand, StatusFetchError } from './status-command.ts'
+import { NodeKeyError } from './node-key.ts'
+import { InvalidOverlayAddressError } from './libp2p-node.ts'
+import { LOG_LEVELS } from './logger.ts'
+
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_BAD_INPUT = 2
+
+function integerOption (name: string, min: number, max: number) {
+  return (value: string): number => {
+    const parsed = Number(value)
+    if (!/^\d+$/.test(value) || parsed < min || parsed > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
+    return parsed
+  }
+}
+
+function logLevelOption (value: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${LOG_LEVELS.join(', ')}`)
+  return value
+}
+
+export interface CliIo {
+  out: (line: string) => void
+  err: (line: string) => void
+}
+
+const defaultIo: CliIo = {
+  out: (line) => { process.stdout.write(line + '\n') },
+  err: (line) => { process.stderr.write(line + '\n') }
+}
+
+export async function main (argv: string[], io: CliIo = defaultIo): Promise<number> {
+  let exitCode = EXIT_OK
+  const program = new Command()
+    .name('form-anycast')
+    .description('Virtual anycast for a peer-to-peer overlay: node agent, local network, status.')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => io.out(text.trimEnd()), writeErr: (text) => io.err(text.trimEnd()) })
+    .showHelpAfterError('(add --help for usage)')
+
+  program.command('node')
+    .description('run one node agent (libp2p overlay, actors, status API) until SIGINT/SIGTERM')
+    .requiredOption('--config <file>', 'node config JSON file')
+    .action(async (options: { config: string }) => { exitCode = await runNodeCommand(options.config, io.out) })
+
+  program.command('up')
+    .description('start a local demo network of real node processes on 127.0.0.1')
+    .option('--nodes <n>', `number of nodes (1-${MAX_UP_NODES})`, integerOption('--nodes', 1, MAX_UP_NODES), 5)
+    .option('--data-dir <dir>', 'where node keys and configs live', '.form-anycast/up')
+    .option('--network <id>', 'network id', 'demo')
+    .option('--log-level <level>', `node log level (${LOG_LEVELS.join(', ')})`, logLevelOption, 'warn')
+    .option('--api-port-base <port>', "node i's status API on this port + i when free; 0 for any free port", integerOption('--api-port-base', 0, 65000), 7100)
+    .action(async (options: { nodes: number, dataDir: string, network: string, logLevel: string, apiPortBase: number }) => {
+      exitCode = await runUp({ nodes: options.nodes, dataDir: options.dataDir, networkId: options.network, logLevel: options.logLevel, apiPortBase: options.apiPortBase, write: io.out })
+    })
+
+  program.command('status')
+    .description("show a running node's peer sessions and gossip members")
+    .option('--api <url>', 'status API of the node', process.env.FORM_ANYCAST_API ?? 'http://127.0.0.1:7100')
+    .option('--json', 'print JSON instead of tables', false)
+    .action(async (options: { api: string, json: boolean }) => {
+      exitCode = await runStatusCommand({ api: options.api, json: options.json, write: io.out })
+    })
+
+  try {
+    await program.parseAsync(argv)
+    return exitCode
+  } catch (error) {
+    return report(error, io)
+  }
+}
+
+function report (error: unknown, io: CliIo): number {
+  if (error instanceof CommanderError) {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT_OK
+    // Commander already printed its message through configureOutput.
+    return EXIT_BAD_INPUT
+  }
+  if (error instanceof ConfigError || error instanceof NodeKeyError || error instanceof InvalidOverlayAddressError) {
+    io.err(`form-anycast: ${error.message}`)
+    return EXIT_BAD_INPUT
+  }
+  if (error instanceof StatusFetchError) {
+    io.err(`form-anycast: ${error.message}`)
+    return EXIT_FAILURE
+  }
+  io.err(`form-anycast: unexpected error: ${(error as Error)?.stack ?? String(error)}`)
+  return EXIT_FAILURE
+}

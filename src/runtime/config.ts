@@ -1,0 +1,173 @@
+// Node configuration: parsed at the edge into typed values. Any problem is a ConfigError naming
+// the file, the field and the reason; the CLI prints its one line and exits with code 2.
+import { readFileSync } from 'node:fs'
+import { defaultPeerSessionConfig, type PeerSessionConfig } from '../actors/peer-session.ts'
+import { LOG_LEVELS, type LogLevel } from './logger.ts'
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+  constructor (readonly source: string, readonly field: string, readonly reason: string) {
+    super(`${source}: ${field === '' ? '' : `${field}: `}${reason}`)
+  }
+}
+
+export interface NodeLocation { lat: number, lon: number, region?: string, city?: string }
+
+export interface NodeConfig {
+  /** Human name of this node, e.g. "fra". */
+  name: string
+  networkId: string
+  /** Holds node.key and persistent state. */
+  dataDir: string
+  listen: string[]
+  /** Multiaddrs with /p2p/<peer id> of nodes to join through. */
+  bootstrap: string[]
+  statusApi: { host: string, port: number }
+  location?: NodeLocation
+  session: PeerSessionConfig
+  logLevel: LogLevel
+  /** Write the inspection trace (JSONL) of this node's actors here. */
+  traceFile?: string
+}
+
+/** A tiny schema walker: each reader takes the raw value and its dotted path. */
+class Fields {
+  constructor (readonly source: string) {}
+
+  fail (field: string, reason: string): never { throw new ConfigError(this.source, field, reason) }
+
+  object (value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) this.fail(field, `must be an object, got ${describe(value)}`)
+    const record = value as Record<string, unknown>
+    for (const key of Object.keys(record)) {
+      if (!allowed.includes(key)) this.fail(join(field, key), `unknown key (allowed: ${allowed.join(', ')})`)
+    }
+    return record
+  }
+
+  string (value: unknown, field: string, options: { maxLength?: number, pattern?: RegExp, patternHint?: string } = {}): string {
+    if (typeof value !== 'string') this.fail(field, `must be a string, got ${describe(value)}`)
+    if (value.length === 0) this.fail(field, 'must not be empty')
+    if (value.length > (options.maxLength ?? 4096)) this.fail(field, `longer than ${options.maxLength ?? 4096} characters`)
+    if (options.pattern !== undefined && !options.pattern.test(value)) this.fail(field, `must be ${options.patternHint ?? `like ${options.pattern}`}, got ${JSON.stringify(value)}`)
+    return value
+  }
+
+  number (value: unknown, field: string, min: number, max: number, integer = true): number {
+    if (typeof value !== 'number' || !Number.isFinite(value)) this.fail(field, `must be a number, got ${describe(value)}`)
+    if (integer && !Number.isInteger(value)) this.fail(field, `must be an integer, got ${value}`)
+    if (value < min || value > max) this.fail(field, `must be between ${min} and ${max}, got ${value}`)
+    return value
+  }
+
+  strings (value: unknown, field: string, maxItems = 64): string[] {
+    if (!Array.isArray(value)) this.fail(field, `must be an array of strings, got ${describe(value)}`)
+    if (value.length > maxItems) this.fail(field, `more than ${maxItems} entries`)
+    return value.map((item, index) => this.string(item, `${field}[${index}]`))
+  }
+}
+
+function join (field: string, key: string): string { return field === '' ? key : `${field}.${key}` }
+
+function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+  if (typeof value === 'object') return 'an object'
+  return `${typeof value} ${String(value)}`
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+const NAME_HINT = 'lowercase letters, digits and dashes (at most 63)'
+const MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns|memory)\//
+
+function parseLocation (fields: Fields, value: unknown, field: string): NodeLocation {
+  const raw = fields.object(value, field, ['lat', 'lon', 'region', 'city'])
+  const location: NodeLocation = {
+    lat: fields.number(raw.lat, join(field, 'lat'), -90, 90, false),
+    lon: fields.number(raw.lon, join(field, 'lon'), -180, 180, false)
+  }
+  if (raw.region !== undefined) location.region = fields.string(raw.region, join(field, 'region'), { maxLength: 64 })
+  if (raw.city !== undefined) location.city = fields.string(raw.city, join(field, 'city'), { maxLength: 128 })
+  return location
+}
+
+function parseSession (fields: Fields, value: unknown, field: string): PeerSessionConfig {
+  const session = { ...defaultPeerSessionConfig, backoff: { ...defaultPeerSessionConfig.backoff } }
+  if (value === undefined) return session
+  const raw = fields.object(value, field, ['holdTimeMs', 'minHoldTimeMs', 'openTimeoutMs', 'backoff'])
+  if (raw.holdTimeMs !== undefined) session.holdTimeMs = fields.number(raw.holdTimeMs, join(field, 'holdTimeMs'), 300, 3_600_000)
+  if (raw.minHoldTimeMs !== undefined) session.minHoldTimeMs = fields.number(raw.minHoldTimeMs, join(field, 'minHoldTimeMs'), 300, 3_600_000)
+  if (raw.openTimeoutMs !== undefined) session.openTimeoutMs = fields.number(raw.openTimeoutMs, join(field, 'openTimeoutMs'), 100, 600_000)
+  if (raw.backoff !== undefined) {
+    const path = join(field, 'backoff')
+    const backoff = fields.object(raw.backoff, path, ['minMs', 'maxMs', 'jitter'])
+    if (backoff.minMs !== undefined) session.backoff.minMs = fields.number(backoff.minMs, join(path, 'minMs'), 1, 3_600_000)
+    if (backoff.maxMs !== undefined) session.backoff.maxMs = fields.number(backoff.maxMs, join(path, 'maxMs'), 1, 3_600_000)
+    if (backoff.jitter !== undefined) session.backoff.jitter = fields.number(backoff.jitter, join(path, 'jitter'), 0, 1, false)
+    if (session.backoff.maxMs < session.backoff.minMs) fields.fail(join(path, 'maxMs'), `must be at least minMs (${session.backoff.minMs})`)
+  }
+  if (session.holdTimeMs < session.minHoldTimeMs) fields.fail(join(field, 'holdTimeMs'), `must be at least minHoldTimeMs (${session.minHoldTimeMs})`)
+  return session
+}
+
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'logLevel', 'traceFile'] as const
+
+/** Validate a parsed JSON value as a node config. `source` names the file in errors. */
+export function parseNodeConfig (value: unknown, source: string): NodeConfig {
+  const fields = new Fields(source)
+  const raw = fields.object(value, '', NODE_KEYS)
+  if (raw.name === undefined) fields.fail('name', 'is required')
+  if (raw.dataDir === undefined) fields.fail('dataDir', 'is required')
+  const config: NodeConfig = {
+    name: fields.string(raw.name, 'name', { pattern: NAME, patternHint: NAME_HINT }),
+    networkId: raw.networkId === undefined ? 'default' : fields.string(raw.networkId, 'networkId', { pattern: NAME, patternHint: NAME_HINT }),
+    dataDir: fields.string(raw.dataDir, 'dataDir'),
+    listen: raw.listen === undefined ? ['/ip4/127.0.0.1/tcp/0'] : fields.strings(raw.listen, 'listen', 16),
+    bootstrap: raw.bootstrap === undefined ? [] : fields.strings(raw.bootstrap, 'bootstrap', 256),
+    statusApi: { host: '127.0.0.1', port: 0 },
+    session: parseSession(fields, raw.session, 'session'),
+    logLevel: 'info'
+  }
+  config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })
+  config.bootstrap.forEach((address, index) => {
+    if (!MULTIADDR.test(address) || !address.includes('/p2p/')) fields.fail(`bootstrap[${index}]`, `must be a multiaddr ending in /p2p/<peer id>, got ${JSON.stringify(address)}`)
+  })
+  if (raw.statusApi !== undefined) {
+    const api = fields.object(raw.statusApi, 'statusApi', ['host', 'port'])
+    if (api.host !== undefined) config.statusApi.host = fields.string(api.host, 'statusApi.host', { maxLength: 255 })
+    if (api.port !== undefined) config.statusApi.port = fields.number(api.port, 'statusApi.port', 0, 65535)
+  }
+  if (raw.location !== undefined) config.location = parseLocation(fields, raw.location, 'location')
+  if (raw.logLevel !== undefined) {
+    const level = fields.string(raw.logLevel, 'logLevel')
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) fields.fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`)
+    config.logLevel = level as LogLevel
+  }
+  if (raw.traceFile !== undefined) config.traceFile = fields.string(raw.traceFile, 'traceFile')
+  return config
+}
+
+/** Largest config file we read; anything bigger is certainly not a config. */
+const MAX_CONFIG_BYTES = 1024 * 1024
+
+export function readJsonFile (path: string, what = 'config'): unknown {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const reason = code === 'ENOENT' ? `${what} file not found` : code === 'EISDIR' ? 'is a directory, not a file' : `cannot read: ${(error as Error).message}`
+    throw new ConfigError(path, '', reason)
+  }
+  if (text.length > MAX_CONFIG_BYTES) throw new ConfigError(path, '', `larger than ${MAX_CONFIG_BYTES} bytes`)
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError(path, '', `not valid JSON: ${(error as Error).message}`)
+  }
+}
+
+export function loadNodeConfig (path: string): NodeConfig {
+  return parseNodeConfig(readJsonFile(path), path)
+}

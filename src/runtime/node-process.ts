@@ -1,0 +1,97 @@
+// `form-anycast node --config FILE`: one node agent in this process, on real libp2p, the real
+// clock and the disk. Prints one ready line on stdout, then runs until SIGINT/SIGTERM.
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { loadNodeConfig, ConfigError, type NodeConfig } from './config.ts'
+import { loadOrCreateNodeKey } from './node-key.ts'
+import { createLibp2pOverlay } from './libp2p-overlay.ts'
+import { createRealClock } from './clock.ts'
+import { createRandom, randomSeed } from './random.ts'
+import { createPinoLogger } from './logger.ts'
+import { createPromMetrics } from './metrics.ts'
+import { createJsonlFileSink, InspectionBus } from './inspection.ts'
+import { defaultNodeTiming, NodeHost } from './node.ts'
+import { StatusApi, PortInUseError } from './status-api.ts'
+import { parseBootstrapList } from './libp2p-node.ts'
+
+export interface RunningNode {
+  host: NodeHost
+  api: StatusApi
+  stop(): Promise<void>
+}
+
+export async function startNode (config: NodeConfig, configPath: string): Promise<RunningNode> {
+  const logger = createPinoLogger({ level: config.logLevel, bindings: { node: config.name } })
+  const dataDir = resolve(config.dataDir)
+  try { mkdirSync(dataDir, { recursive: true }) } catch (error) {
+    throw new ConfigError(configPath, 'dataDir', `cannot create ${dataDir}: ${(error as Error).message}`)
+  }
+  const privateKey = await loadOrCreateNodeKey(dataDir)
+  const overlay = await createLibp2pOverlay({
+    privateKey,
+    networkId: config.networkId,
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    logger: logger.child({ component: 'overlay' }),
+    // A local demo network opens many loopback connections from one address at once.
+    inboundConnectionThreshold: 100
+  })
+  const clock = createRealClock()
+  const metrics = createPromMetrics()
+  const inspector = new InspectionBus()
+  const trace = config.traceFile === undefined ? undefined : createJsonlFileSink(resolve(config.traceFile))
+  if (trace !== undefined) inspector.addSink(trace)
+  const neighbours = parseBootstrapList(config.bootstrap, overlay.peerId).map((peer) => peer.peerId.toString())
+  const host = new NodeHost({ clock, random: createRandom(randomSeed()), overlay, logger, metrics, inspector }, {
+    name: config.name,
+    networkId: config.networkId,
+    session: config.session,
+    neighbours,
+    ...defaultNodeTiming,
+    ...(config.location === undefined ? {} : { location: config.location })
+  })
+  const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port })
+  try {
+    await api.start()
+  } catch (error) {
+    await overlay.stop()
+    if (error instanceof PortInUseError) throw new ConfigError(configPath, 'statusApi.port', error.message)
+    throw error
+  }
+  await host.start()
+  let stopping: Promise<void> | undefined
+  return {
+    host,
+    api,
+    stop: async () => {
+      stopping ??= (async () => {
+        await host.stop()
+        await api.stop()
+        trace?.close()
+      })()
+      await stopping
+    }
+  }
+}
+
+/** Runs until a signal; resolves with the process exit code. */
+export async function runNodeCommand (configPath: string, write: (line: string) => void): Promise<number> {
+  const config = loadNodeConfig(configPath)
+  const node = await startNode(config, configPath)
+  const status = node.host.status()
+  write(`node ${config.name} ready: status API ${node.api.url} peer ${status.peerId} pid ${process.pid}`)
+  return await new Promise<number>((resolveExit) => {
+    const shutdown = (signal: string): void => {
+      process.off('SIGINT', onInt)
+      process.off('SIGTERM', onTerm)
+      write(`node ${config.name} stopping (${signal})`)
+      const force = setTimeout(() => resolveExit(1), 10_000)
+      force.unref()
+      node.stop().then(() => { clearTimeout(force); resolveExit(0) }, () => resolveExit(1))
+    }
+    const onInt = (): void => shutdown('SIGINT')
+    const onTerm = (): void => shutdown('SIGTERM')
+    process.on('SIGINT', onInt)
+    process.on('SIGTERM', onTerm)
+  })
+}

@@ -1,0 +1,327 @@
+// The node host: assembles one node from its components (the ports) and runs its actors under a
+// root supervisor. The same host runs on libp2p in a process and on the simulated overlay, many
+// to a process; it never reaches for the world except through the components it was given.
+import { createActor, type Actor } from 'xstate'
+import { peerSessionMachine, sessionStateName, type PeerSessionConfig } from '../actors/peer-session.ts'
+import { heartbeatMachine } from '../actors/heartbeat.ts'
+import { SESSION_PROTOCOL } from '../protocols/session-codec.ts'
+import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../protocols/heartbeat-codec.ts'
+import { createSupervisor, type ChildSpec, type Supervisor, type SupervisionTree } from './supervisor.ts'
+import { xstateInspector, type InspectionBus } from './inspection.ts'
+import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Random, Unsubscribe, Counter } from './ports.ts'
+import type { NodeLocation } from './config.ts'
+
+export interface NodeComponents {
+  clock: Clock
+  random: Random
+  overlay: Overlay
+  logger: Logger
+  metrics: Metrics
+  inspector: InspectionBus
+}
+
+export interface NodeHostConfig {
+  name: string
+  networkId: string
+  location?: NodeLocation
+  session: PeerSessionConfig
+  heartbeatIntervalMs: number
+  /** A member is listed as stale when no heartbeat arrived for this long. */
+  memberStaleMs: number
+  /** Peers to hold sessions with from the start (bootstrap peers); others are added as they connect. */
+  neighbours: PeerId[]
+}
+
+export const defaultNodeTiming = { heartbeatIntervalMs: 1000, memberStaleMs: 5000 }
+
+export interface PeerSummary {
+  peerId: PeerId
+  state: string
+  established: boolean
+  rttMs: number | undefined
+  establishedAtMs: number | undefined
+  failures: number
+  lastError: string | undefined
+  framesIn: number
+  framesOut: number
+  invalidFrames: number
+}
+
+export interface MemberSummary {
+  peerId: PeerId
+  name: string
+  location?: Heartbeat['location']
+  lastSeenMs: number
+  ageMs: number
+  stale: boolean
+  established: number
+  heartbeats: number
+}
+
+export interface NodeStatus {
+  name: string
+  peerId: PeerId
+  networkId: string
+  location?: NodeLocation
+  running: boolean
+  startedAtMs: number | undefined
+  uptimeMs: number
+  sessions: { total: number, established: number }
+  members: number
+  connectedPeers: number
+  overlay: ReturnType<Overlay['stats']>
+}
+
+interface Member { heartbeat: Heartbeat, lastSeenMs: number, count: number }
+
+const REQUIRED_COMPONENTS = ['clock', 'random', 'overlay', 'logger', 'metrics', 'inspector'] as const
+
+export function topicName (networkId: string, topic: string): string {
+  return `form-anycast/${networkId}/${topic}`
+}
+
+export class NodeHost {
+  private readonly root: Supervisor
+  private readonly sessionsSupervisor: Supervisor
+  private readonly members = new Map<PeerId, Member>()
+  private readonly unsubscribes: Unsubscribe[] = []
+  private readonly incarnation: number
+  private readonly counters: { invalidGossip: Counter, sessionsEstablished: Counter }
+  private state: 'idle' | 'running' | 'stopped' = 'idle'
+  private startedAtMs: number | undefined
+  private stopping: Promise<void> | undefined
+
+  constructor (readonly components: NodeComponents, readonly config: NodeHostConfig) {
+    for (const name of REQUIRED_COMPONENTS) {
+      if (components[name] === undefined) throw new TypeError(`NodeHost: missing component "${name}"`)
+    }
+    const { clock, random, inspector } = components
+    this.incarnation = random.fork('incarnation').nextUint32()
+    const defaults = { clock, random: random.fork('supervision'), inspector, node: config.name }
+    this.sessionsSupervisor = createSupervisor({ ...defaults, id: 'sessions', strategy: 'one_for_one', intensity: 10, periodMs: 10_000, parent: 'root' })
+    this.root = createSupervisor({
+      ...defaults,
+      id: 'root',
+      strategy: 'one_for_one',
+      children: [
+        { id: 'sessions', kind: 'supervisor', restart: 'permanent', start: () => ({ kind: 'supervisor', supervisor: this.sessionsSupervisor }) },
+        this.heartbeatSpec()
+      ],
+      onEscalate: (error) => {
+        components.logger.error('root supervisor gave up; stopping the node', { error: error.message })
+        void this.stop()
+      }
+    })
+    this.counters = {
+      invalidGossip: components.metrics.counter('gossip_invalid_total', 'Gossip messages rejected by validation', ['topic']),
+      sessionsEstablished: components.metrics.counter('sessions_established_total', 'Peer sessions that reached established')
+    }
+  }
+
+  get peerId (): PeerId { return this.components.overlay.peerId }
+  get running (): boolean { return this.state === 'running' }
+
+  async start (): Promise<void> {
+    if (this.state !== 'idle') return
+    this.state = 'running'
+    const { overlay, clock, logger } = this.components
+    await overlay.start()
+    this.startedAtMs = clock.now()
+    overlay.handleStream(SESSION_PROTOCOL, (stream) => {
+      const session = this.ensureSession(stream.remotePeer)
+      if (session === undefined) stream.close()
+      else session.send({ type: 'session.incoming', stream })
+    })
+    const healthTopic = topicName(this.config.networkId, 'health')
+    overlay.setValidator(healthTopic, (message) => this.validateHeartbeat(message))
+    this.unsubscribes.push(
+      overlay.subscribe(healthTopic, (message) => this.recordHeartbeat(message)),
+      overlay.onPeerEvent((event) => {
+        if (event.type === 'peer.connected') this.ensureSession(event.peerId)?.send({ type: 'peer.connected' })
+      })
+    )
+    this.root.start()
+    for (const peer of this.config.neighbours) this.ensureSession(peer)
+    for (const peer of overlay.connectedPeers()) this.ensureSession(peer)
+    logger.info('node started', { name: this.config.name, peerId: overlay.peerId })
+  }
+
+  async stop (): Promise<void> {
+    if (this.state === 'idle') { this.state = 'stopped'; return }
+    if (this.stopping !== undefined) return await this.stopping
+    this.state = 'stopped'
+    this.stopping = (async () => {
+      // Sessions first, so neighbours get a CEASE NOTIFICATION rather than waiting out a hold timer.
+      for (const child of this.sessionsSupervisor.children()) {
+        const ref = this.sessionsSupervisor.child(child.id)
+        if (ref?.kind === 'actor') ref.actor.send({ type: 'session.stop' })
+      }
+      await this.root.stop()
+      for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe()
+      this.components.overlay.unhandleStream(SESSION_PROTOCOL)
+      await this.components.overlay.stop()
+      this.components.logger.info('node stopped', { name: this.config.name })
+    })()
+    return await this.stopping
+  }
+
+  private heartbeatSpec (): ChildSpec {
+    return {
+      id: 'heartbeat',
+      kind: 'heartbeat',
+      restart: 'permanent',
+      start: (ctx) => ({
+        kind: 'actor',
+        actor: createActor(heartbeatMachine, {
+          ...ctx.actorOptions,
+          inspect: xstateInspector(this.components.inspector, ctx.clock, { node: this.config.name, systemId: ctx.id, actor: ctx.kind, parent: 'root' }),
+          input: {
+            intervalMs: this.config.heartbeatIntervalMs,
+            random: ctx.random,
+            describe: () => this.describeSelf(),
+            publish: async (heartbeat) => { await this.components.overlay.publish(topicName(this.config.networkId, 'health'), encodeHeartbeat(heartbeat)) }
+          }
+        })
+      })
+    }
+  }
+
+  private describeSelf (): Omit<Heartbeat, 'seq'> {
+    const heartbeat: Omit<Heartbeat, 'seq'> = { name: this.config.name, incarnation: this.incarnation, established: this.sessions().filter((s) => s.established).length }
+    if (this.config.location !== undefined) {
+      heartbeat.location = { lat: this.config.location.lat, lon: this.config.location.lon }
+      if (this.config.location.region !== undefined) heartbeat.location.region = this.config.location.region
+    }
+    return heartbeat
+  }
+
+  /** The session actor for a peer, created on first use; undefined once the node is stopping. */
+  private ensureSession (peer: PeerId): Actor<typeof peerSessionMachine> | undefined {
+    if (this.state !== 'running' || peer === this.peerId) return undefined
+    const id = `peer-session:${peer}`
+    if (this.sessionsSupervisor.children().every((child) => child.id !== id)) {
+      this.sessionsSupervisor.startChild(this.sessionSpec(id, peer))
+    }
+    const child = this.sessionsSupervisor.child(id)
+    return child?.kind === 'actor' ? child.actor as Actor<typeof peerSessionMachine> : undefined
+  }
+
+  private sessionSpec (id: string, peer: PeerId): ChildSpec {
+    const { overlay, clock } = this.components
+    return {
+      id,
+      kind: 'peer-session',
+      restart: 'permanent',
+      start: (ctx) => {
+        const actor = createActor(peerSessionMachine, {
+          ...ctx.actorOptions,
+          inspect: xstateInspector(this.components.inspector, ctx.clock, { node: this.config.name, systemId: id, actor: 'peer-session', parent: 'sessions' }),
+          input: {
+            localNodeId: overlay.peerId,
+            peerId: peer,
+            networkId: this.config.networkId,
+            autoStart: true,
+            config: this.config.session,
+            clock,
+            random: ctx.random,
+            transport: {
+              openSession: async (target, signal) => {
+                await overlay.dial(target, { signal })
+                return await overlay.openStream(target, SESSION_PROTOCOL, { signal })
+              }
+            }
+          }
+        })
+        let wasEstablished = false
+        actor.subscribe((snapshot) => {
+          const established = sessionStateName(snapshot.value) === 'established'
+          if (established && !wasEstablished) this.counters.sessionsEstablished.inc()
+          wasEstablished = established
+        })
+        return { kind: 'actor', actor }
+      }
+    }
+  }
+
+  private validateHeartbeat (message: OverlayMessage): 'accept' | 'reject' {
+    try {
+      decodeHeartbeat(message.data)
+      return 'accept'
+    } catch (error) {
+      this.counters.invalidGossip.inc({ topic: 'health' })
+      this.components.logger.debug('dropped invalid heartbeat', { from: message.from, error: (error as Error).message })
+      return 'reject'
+    }
+  }
+
+  private recordHeartbeat (message: OverlayMessage): void {
+    let heartbeat: Heartbeat
+    try { heartbeat = decodeHeartbeat(message.data) } catch { return }
+    const known = this.members.get(message.from)
+    const newer = known === undefined || known.heartbeat.incarnation !== heartbeat.incarnation || heartbeat.seq > known.heartbeat.seq
+    if (!newer) return
+    this.members.set(message.from, { heartbeat, lastSeenMs: this.components.clock.now(), count: (known?.count ?? 0) + 1 })
+  }
+
+  sessions (): PeerSummary[] {
+    const summaries: PeerSummary[] = []
+    for (const child of this.sessionsSupervisor.children()) {
+      const ref = this.sessionsSupervisor.child(child.id)
+      if (ref?.kind !== 'actor') continue
+      const snapshot = (ref.actor as Actor<typeof peerSessionMachine>).getSnapshot()
+      const context = snapshot.context
+      const state = sessionStateName(snapshot.value)
+      summaries.push({
+        peerId: context.peerId,
+        state,
+        established: state === 'established',
+        rttMs: context.rttMs === undefined ? this.components.overlay.rttMs(context.peerId) : Math.round(context.rttMs * 100) / 100,
+        establishedAtMs: context.establishedAtMs,
+        failures: context.failures,
+        lastError: context.lastError,
+        framesIn: context.framesIn,
+        framesOut: context.framesOut,
+        invalidFrames: context.invalidFrames
+      })
+    }
+    return summaries.sort((a, b) => a.peerId < b.peerId ? -1 : 1)
+  }
+
+  memberList (): MemberSummary[] {
+    const now = this.components.clock.now()
+    return [...this.members.entries()].map(([peerId, member]) => {
+      const summary: MemberSummary = {
+        peerId,
+        name: member.heartbeat.name,
+        lastSeenMs: member.lastSeenMs,
+        ageMs: now - member.lastSeenMs,
+        stale: now - member.lastSeenMs > this.config.memberStaleMs,
+        established: member.heartbeat.established,
+        heartbeats: member.count
+      }
+      if (member.heartbeat.location !== undefined) summary.location = member.heartbeat.location
+      return summary
+    }).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  }
+
+  status (): NodeStatus {
+    const sessions = this.sessions()
+    const now = this.components.clock.now()
+    const status: NodeStatus = {
+      name: this.config.name,
+      peerId: this.peerId,
+      networkId: this.config.networkId,
+      running: this.running,
+      startedAtMs: this.startedAtMs,
+      uptimeMs: this.startedAtMs === undefined ? 0 : now - this.startedAtMs,
+      sessions: { total: sessions.length, established: sessions.filter((s) => s.established).length },
+      members: this.memberList().filter((m) => !m.stale).length,
+      connectedPeers: this.components.overlay.connectedPeers().length,
+      overlay: this.components.overlay.stats()
+    }
+    if (this.config.location !== undefined) status.location = this.config.location
+    return status
+  }
+
+  tree (): SupervisionTree { return this.root.tree() }
+}

@@ -1,0 +1,792 @@
+// Simulated network: deterministic discrete-event message passing on a virtual clock. One seeded
+// Random drives it; each node draws its link jitter and loss from its own fork (`net:<id>`), so
+// adding a node never shifts anyone else's draws.
+//
+// Model (what a test can rely on):
+// - A message sent at t arrives at t + latencyMs(from, to) + jitter, unless lost (gossip data-plane
+//   RPCs only, see sim-overlay.ts) or the link is cut at delivery time.
+// - Streams are reliable and FIFO: a frame is delivered at max(its own arrival time, the previous
+//   frame's) and each timer pops the head of the stream's queue, so ties can never reorder.
+// - A cut link (partition, crash) silently drops everything, like TCP without ACKs: connections
+//   and streams stay open until a side closes them or the dead-connection timeout reaps them.
+//   The reaper models yamux ping / TCP keepalive: a connection cut for connectionTimeoutMs is
+//   closed on every live side that still holds it, with an error, and peer.disconnected fires.
+// - crash(id): the node stops at once; peers notice only through that timeout. stop(): graceful;
+//   peers get their streams closed and peer.disconnected one latency later.
+import type { Clock, FrameStream, OverlayStats, PeerId, Random, TimerHandle } from './ports.ts'
+import { MAX_FRAME_BYTES } from './ports.ts'
+import {
+  AbortError, DialError, FrameTooLargeError, type GossipOptions, type GossipRpc, NotStartedError,
+  RPC_HEADER_BYTES, SimOverlay, StreamOpenError, UnsupportedProtocolError, resolveGossipOptions
+} from './sim-overlay.ts'
+
+/** Bytes added to each stream frame: yamux header (12) + length prefix (up to 4). */
+export const STREAM_FRAME_OVERHEAD_BYTES = 16
+
+export interface SimNetworkOptions {
+  /** Usually a VirtualClock; the network only schedules through the Clock port. */
+  clock: Clock
+  random: Random
+  /** One-way latency; must be a pure function of the pair, finite and >= 0. Default 20 ms. */
+  latencyMs?: (from: PeerId, to: PeerId) => number
+  /** Extra delay per message, uniform in [0, ms + fraction × latency). Default none. */
+  jitter?: { ms?: number, fraction?: number }
+  /** Default probability that a lossy RPC is dropped on a link. Default 0. */
+  lossRate?: number
+  /** A dial to an unreachable peer fails after this. Default 2,000 ms. */
+  connectTimeoutMs?: number
+  /** A connection cut this long is reaped (yamux ping / keepalive). Default 10,000 ms. */
+  connectionTimeoutMs?: number
+  /** Frames buffered on a stream with no onFrame handler before it is aborted. Default 1,024. */
+  maxBufferedFrames?: number
+  gossip?: Partial<GossipOptions>
+  /** Called for every delivery, loss and connection change, in simulation order. */
+  trace?: (event: SimTraceEvent) => void
+}
+
+export interface SimTraceEvent {
+  t: number
+  type: 'rpc' | 'frame' | 'lost' | 'dropped' | 'connected' | 'disconnected'
+  from: PeerId
+  to: PeerId
+  /** RPC kind (and message id), 'frame', or the reason for a disconnect. */
+  detail: string
+  bytes: number
+}
+
+export const DEFAULT_LATENCY_MS = 20
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2000
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000
+export const DEFAULT_MAX_BUFFERED_FRAMES = 1024
+
+/** What the network calls on a node's overlay; set by the SimOverlay constructor. */
+export interface SimNodeHooks {
+  connectionOpened(peer: PeerId): void
+  connectionClosed(peer: PeerId): void
+  receiveRpc(from: PeerId, rpc: GossipRpc): void
+  streamHandler(protocol: string): ((stream: FrameStream) => void) | undefined
+  /** Crash: cancel timers, do nothing more. */
+  halt(): void
+  /** Restart after a crash: forget all state. */
+  reset(): void
+  /** Just started: arm timers. */
+  started(): void
+}
+
+/** Network-side state of one node. */
+export class SimNode {
+  state: 'stopped' | 'started' | 'crashed' = 'stopped'
+  /** Bumped on crash and restart: anything sent in an earlier life is dropped. */
+  crashEpoch = 0
+  /** Bumped on every start, stop and crash: dials begun in an earlier run are abandoned. */
+  runEpoch = 0
+  readonly connections = new Map<PeerId, SimConnection>()
+  readonly pendingDials = new Map<PeerId, Promise<void>>()
+  readonly stats: OverlayStats = { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 }
+  hooks!: SimNodeHooks
+
+  constructor (readonly id: PeerId, readonly random: Random) {}
+
+  countSent (bytes: number): void {
+    this.stats.messagesSent++
+    this.stats.bytesSent += bytes
+  }
+
+  countReceived (bytes: number): void {
+    this.stats.messagesReceived++
+    this.stats.bytesReceived += bytes
+  }
+}
+
+/** One connection between two nodes; each side holds it in `connections` until it closes there. */
+export class SimConnection {
+  cutSinceMs: number | undefined
+  reapTimer: TimerHandle | undefined
+  private readonly streamsA = new Set<SimStream>()
+  private readonly streamsB = new Set<SimStream>()
+  /** Last sampled one-way delay per direction, for rttMs(). */
+  lastDelayAB: number
+  lastDelayBA: number
+
+  constructor (readonly id: number, readonly a: SimNode, readonly b: SimNode, readonly baseAB: number, readonly baseBA: number) {
+    this.lastDelayAB = baseAB
+    this.lastDelayBA = baseBA
+  }
+
+  other (node: SimNode): SimNode {
+    return node === this.a ? this.b : this.a
+  }
+
+  streamsOf (node: SimNode): Set<SimStream> {
+    return node === this.a ? this.streamsA : this.streamsB
+  }
+
+  heldBy (node: SimNode): boolean {
+    return node.connections.get(this.other(node).id) === this
+  }
+
+  rttMs (): number {
+    return this.lastDelayAB + this.lastDelayBA
+  }
+}
+
+type StreamItem =
+  | { kind: 'ack' }
+  | { kind: 'frame', data: Uint8Array }
+  | { kind: 'close', error?: Error }
+
+interface PendingOpen {
+  resolve: (stream: FrameStream) => void
+  reject: (error: Error) => void
+  timer: TimerHandle
+}
+
+/** One end of a simulated stream. */
+export class SimStream implements FrameStream {
+  closed = false
+  peerEnd: SimStream | undefined
+  pendingOpen: PendingOpen | undefined
+  /** When the last queued outbound item arrives; later items never arrive earlier (FIFO). */
+  lastDeliveryMs = -Infinity
+  private readonly crashEpoch: number
+  private frameHandler: ((frame: Uint8Array) => void) | undefined
+  private readonly closeHandlers: Array<(error?: Error) => void> = []
+  private closeFired = false
+  private closeError: Error | undefined
+  private buffered: Uint8Array[] = []
+  private outbound: StreamItem[] = []
+  private outboundHead = 0
+  private readonly deliverNextBound = (): void => { this.deliverNext() }
+
+  constructor (
+    private readonly network: SimNetwork,
+    readonly owner: SimNode,
+    readonly connection: SimConnection,
+    readonly remotePeer: PeerId,
+    readonly protocol: string
+  ) {
+    this.crashEpoch = owner.crashEpoch
+    connection.streamsOf(owner).add(this)
+  }
+
+  send (frame: Uint8Array): boolean {
+    if (this.closed) return false
+    if (!(frame instanceof Uint8Array)) throw new TypeError('FrameStream.send: frame must be a Uint8Array')
+    if (frame.byteLength > MAX_FRAME_BYTES) {
+      this.abort(new FrameTooLargeError(frame.byteLength, MAX_FRAME_BYTES))
+      return false
+    }
+    this.owner.countSent(frame.byteLength + STREAM_FRAME_OVERHEAD_BYTES)
+    this.enqueue({ kind: 'frame', data: frame.slice() })
+    return true
+  }
+
+  onFrame (handler: (frame: Uint8Array) => void): void {
+    if (typeof handler !== 'function') throw new TypeError('FrameStream.onFrame: handler must be a function')
+    this.frameHandler = handler
+    const replay = this.buffered
+    this.buffered = []
+    for (const frame of replay) {
+      if (this.closed && this.closeError !== undefined) break
+      handler(frame)
+    }
+  }
+
+  onClose (handler: (error?: Error) => void): void {
+    if (typeof handler !== 'function') throw new TypeError('FrameStream.onClose: handler must be a function')
+    if (this.closeFired) handler(this.closeError)
+    else this.closeHandlers.push(handler)
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.enqueue({ kind: 'close' })
+    this.finish(undefined)
+  }
+
+  /** Reset both ends: the remote sees the close with an error too. */
+  abort (error: Error): void {
+    if (this.closed) return
+    this.enqueue({ kind: 'close', error: new Error(`stream reset by ${this.owner.id}: ${error.message}`) })
+    this.finish(error)
+  }
+
+  /** The connection died under this end: close locally, tell nobody. */
+  terminate (error: Error | undefined): void {
+    if (this.pendingOpen !== undefined) this.failOpen(error ?? new StreamOpenError(`connection to ${this.remotePeer} closed while opening ${this.protocol}`))
+    this.finish(error)
+  }
+
+  failOpen (error: Error): void {
+    const pending = this.pendingOpen
+    if (pending === undefined) return
+    this.pendingOpen = undefined
+    this.network.clock.clearTimeout(pending.timer)
+    this.finish(error)
+    pending.reject(error)
+  }
+
+  enqueue (item: StreamItem): void {
+    if (this.peerEnd === undefined) return
+    const network = this.network
+    const now = network.clock.now()
+    const at = Math.max(now + network.sampleDelay(this.connection, this.owner), this.lastDeliveryMs)
+    this.lastDeliveryMs = at
+    this.outbound.push(item)
+    network.clock.setTimeout(this.deliverNextBound, at - now)
+  }
+
+  /** Every timer pops the head, so frames stay in send order even when due times tie. */
+  private deliverNext (): void {
+    const item = this.outbound[this.outboundHead]!
+    this.outbound[this.outboundHead++] = undefined as unknown as StreamItem
+    if (this.outboundHead === this.outbound.length) { this.outbound = []; this.outboundHead = 0 }
+    const peerEnd = this.peerEnd!
+    const canDeliver = this.owner.crashEpoch === this.crashEpoch &&
+      this.network.canDeliver(this.connection, this.owner, peerEnd.owner)
+    if (!canDeliver) {
+      this.network.emitTrace('dropped', this.owner.id, peerEnd.owner.id, `stream ${item.kind}`, 0)
+      return
+    }
+    peerEnd.receive(item)
+  }
+
+  private receive (item: StreamItem): void {
+    if (item.kind === 'ack') {
+      const pending = this.pendingOpen
+      if (pending !== undefined) {
+        this.pendingOpen = undefined
+        this.network.clock.clearTimeout(pending.timer)
+        pending.resolve(this)
+      } else if (this.closed) {
+        // Opened after we gave up (timeout or abort): close the remote end we never handed out.
+        this.closed = false
+        this.close()
+      }
+      return
+    }
+    if (this.closed) return
+    if (item.kind === 'close') {
+      this.finish(item.error)
+      return
+    }
+    this.owner.countReceived(item.data.byteLength + STREAM_FRAME_OVERHEAD_BYTES)
+    this.network.emitTrace('frame', this.remotePeer, this.owner.id, 'frame', item.data.byteLength)
+    if (this.frameHandler !== undefined) {
+      this.frameHandler(item.data)
+    } else if (this.buffered.length >= this.network.maxBufferedFrames) {
+      this.abort(new Error(`receive buffer overflow: ${this.buffered.length} frames buffered without an onFrame handler`))
+    } else {
+      this.buffered.push(item.data)
+    }
+  }
+
+  private finish (error: Error | undefined): void {
+    if (this.closed && this.closeFired) return
+    this.closed = true
+    this.connection.streamsOf(this.owner).delete(this)
+    if (this.pendingOpen !== undefined) return
+    this.closeFired = true
+    this.closeError = error
+    this.buffered = []
+    const handlers = this.closeHandlers.splice(0)
+    let failure: unknown
+    let failed = false
+    for (const handler of handlers) {
+      try { handler(error) } catch (thrown) {
+        if (!failed) { failure = thrown; failed = true }
+      }
+    }
+    if (failed) throw failure
+  }
+}
+
+interface Partition {
+  readonly a: ReadonlySet<PeerId>
+  readonly b: ReadonlySet<PeerId>
+  readonly oneWay: boolean
+}
+
+function checkProbability (rate: number, what: string): void {
+  if (!(rate >= 0 && rate <= 1)) throw new RangeError(`${what} must be a probability in [0, 1], got ${rate}`)
+}
+
+function checkDuration (value: number, what: string): void {
+  if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`${what} must be a finite number of ms >= 0, got ${value}`)
+}
+
+/** Mirrors an AbortSignal onto a promise without cancelling the underlying work. */
+function withSignal<T> (promise: Promise<T>, signal: AbortSignal | undefined, operation: string): Promise<T> {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(new AbortError(operation))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(new AbortError(operation)) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => { signal.removeEventListener('abort', onAbort); resolve(value) },
+      (error: unknown) => { signal.removeEventListener('abort', onAbort); reject(error) }
+    )
+  })
+}
+
+export class SimNetwork {
+  readonly clock: Clock
+  readonly random: Random
+  readonly connectTimeoutMs: number
+  readonly connectionTimeoutMs: number
+  readonly maxBufferedFrames: number
+  private readonly latencyFn: (from: PeerId, to: PeerId) => number
+  private readonly jitterMs: number
+  private readonly jitterFraction: number
+  private readonly gossip: GossipOptions
+  private readonly trace: ((event: SimTraceEvent) => void) | undefined
+  private readonly nodes = new Map<PeerId, SimNode>()
+  private readonly overlays = new Map<PeerId, SimOverlay>()
+  private readonly connections = new Set<SimConnection>()
+  private partitions: Partition[] = []
+  private lossRate: number
+  private readonly linkLoss = new Map<string, number>()
+  private nextConnectionId = 1
+
+  constructor (options: SimNetworkOptions) {
+    this.clock = options.clock
+    this.random = options.random
+    this.latencyFn = options.latencyMs ?? (() => DEFAULT_LATENCY_MS)
+    this.jitterMs = options.jitter?.ms ?? 0
+    this.jitterFraction = options.jitter?.fraction ?? 0
+    checkDuration(this.jitterMs, 'jitter.ms')
+    checkDuration(this.jitterFraction, 'jitter.fraction')
+    this.lossRate = options.lossRate ?? 0
+    checkProbability(this.lossRate, 'lossRate')
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    this.connectionTimeoutMs = options.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS
+    checkDuration(this.connectTimeoutMs, 'connectTimeoutMs')
+    checkDuration(this.connectionTimeoutMs, 'connectionTimeoutMs')
+    this.maxBufferedFrames = options.maxBufferedFrames ?? DEFAULT_MAX_BUFFERED_FRAMES
+    if (!Number.isSafeInteger(this.maxBufferedFrames) || this.maxBufferedFrames < 1) throw new RangeError('maxBufferedFrames must be an integer >= 1')
+    this.gossip = resolveGossipOptions(options.gossip)
+    this.trace = options.trace
+  }
+
+  // ---- nodes -----------------------------------------------------------------------------------
+
+  /** A new, stopped overlay for `nodeId` (unique in this network). */
+  createOverlay (nodeId: PeerId): SimOverlay {
+    if (typeof nodeId !== 'string' || nodeId.length === 0) throw new TypeError('createOverlay: nodeId must be a non-empty string')
+    if (this.nodes.has(nodeId)) throw new Error(`createOverlay: node ${nodeId} already exists`)
+    const node = new SimNode(nodeId, this.random.fork(`net:${nodeId}`))
+    const overlay = new SimOverlay(this, node, this.gossip)
+    this.nodes.set(nodeId, node)
+    this.overlays.set(nodeId, overlay)
+    return overlay
+  }
+
+  overlay (nodeId: PeerId): SimOverlay | undefined {
+    return this.overlays.get(nodeId)
+  }
+
+  nodeIds (): PeerId[] {
+    return [...this.nodes.keys()]
+  }
+
+  /** Sum of every node's counters. */
+  totals (): OverlayStats {
+    const total: OverlayStats = { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 }
+    for (const node of this.nodes.values()) {
+      total.messagesSent += node.stats.messagesSent
+      total.bytesSent += node.stats.bytesSent
+      total.messagesReceived += node.stats.messagesReceived
+      total.bytesReceived += node.stats.bytesReceived
+    }
+    return total
+  }
+
+  /** Used by SimOverlay.start(). Starting a crashed node is an error: use restart(). */
+  startNode (node: SimNode): void {
+    if (node.state === 'started') return
+    if (node.state === 'crashed') throw new Error(`node ${node.id} has crashed; SimNetwork.restart('${node.id}') brings it back`)
+    node.state = 'started'
+    node.runEpoch++
+    node.hooks.started()
+  }
+
+  /** Graceful stop: local streams and connections close now, the remote sides one latency later. */
+  stopNode (node: SimNode): void {
+    if (node.state !== 'started') return
+    node.state = 'stopped'
+    node.runEpoch++
+    for (const connection of [...node.connections.values()]) {
+      const remote = connection.other(node)
+      let noticeAtMs = this.clock.now() + this.baseDelay(connection, node)
+      for (const stream of [...connection.streamsOf(node)]) {
+        stream.close()
+        noticeAtMs = Math.max(noticeAtMs, stream.lastDeliveryMs)
+      }
+      this.closeOn(node, connection, undefined, 'stopped')
+      this.clock.setTimeout(() => {
+        if (connection.heldBy(remote) && remote.state === 'started' && this.isLinkUp(node, remote)) {
+          this.closeOn(remote, connection, undefined, 'remote stopped')
+        }
+      }, noticeAtMs - this.clock.now())
+      // If the notice is lost (partition), the remote reaps the half-open connection later.
+      this.refresh(connection)
+    }
+  }
+
+  /** Machine crash: no more delivery to or from it; peers find out by timeout. */
+  crash (nodeId: PeerId): void {
+    const node = this.requireNode(nodeId)
+    if (node.state === 'crashed') return
+    node.state = 'crashed'
+    node.crashEpoch++
+    node.runEpoch++
+    node.hooks.halt()
+    for (const connection of node.connections.values()) this.refresh(connection)
+  }
+
+  /** A crashed node boots again: fresh state (no subscriptions, handlers or connections), started. */
+  restart (nodeId: PeerId): SimOverlay {
+    const node = this.requireNode(nodeId)
+    if (node.state !== 'crashed') throw new Error(`restart: node ${nodeId} has not crashed (state ${node.state})`)
+    node.crashEpoch++
+    const stale = [...node.connections.values()]
+    node.connections.clear()
+    node.pendingDials.clear()
+    for (const connection of stale) this.refresh(connection)
+    Object.assign(node.stats, { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 })
+    node.hooks.reset()
+    node.state = 'stopped'
+    this.startNode(node)
+    return this.overlays.get(nodeId)!
+  }
+
+  isCrashed (nodeId: PeerId): boolean {
+    return this.nodes.get(nodeId)?.state === 'crashed'
+  }
+
+  private requireNode (nodeId: PeerId): SimNode {
+    const node = this.nodes.get(nodeId)
+    if (node === undefined) throw new Error(`unknown node ${nodeId}`)
+    return node
+  }
+
+  // ---- faults ----------------------------------------------------------------------------------
+
+  /** Cut links from groupA to groupB (and back unless oneWay). Returns a function healing just this cut. */
+  partition (groupA: Iterable<PeerId>, groupB: Iterable<PeerId>, options: { oneWay?: boolean } = {}): () => void {
+    const partition: Partition = { a: new Set(groupA), b: new Set(groupB), oneWay: options.oneWay === true }
+    this.partitions = [...this.partitions, partition]
+    this.refreshAll()
+    return () => {
+      const before = this.partitions.length
+      this.partitions = this.partitions.filter((p) => p !== partition)
+      if (this.partitions.length !== before) this.refreshAll()
+    }
+  }
+
+  /** Remove every partition. */
+  heal (): void {
+    this.partitions = []
+    this.refreshAll()
+  }
+
+  setLoss (rate: number): void {
+    checkProbability(rate, 'lossRate')
+    this.lossRate = rate
+  }
+
+  /** Override the loss rate from a to b (and b to a unless oneWay); undefined restores the default. */
+  setLinkLoss (a: PeerId, b: PeerId, rate: number | undefined, options: { oneWay?: boolean } = {}): void {
+    if (rate !== undefined) checkProbability(rate, `loss rate ${a} -> ${b}`)
+    const keys = options.oneWay === true ? [`${a}\n${b}`] : [`${a}\n${b}`, `${b}\n${a}`]
+    for (const key of keys) {
+      if (rate === undefined) this.linkLoss.delete(key)
+      else this.linkLoss.set(key, rate)
+    }
+  }
+
+  /** Whether packets from `from` reach `to` now (partitions and crashes; loss aside). */
+  isReachable (from: PeerId, to: PeerId): boolean {
+    const a = this.nodes.get(from)
+    const b = this.nodes.get(to)
+    return a !== undefined && b !== undefined && a.state !== 'crashed' && b.state !== 'crashed' && this.isLinkUp(a, b)
+  }
+
+  private isLinkUp (from: SimNode, to: SimNode): boolean {
+    for (const p of this.partitions) {
+      if (p.a.has(from.id) && p.b.has(to.id)) return false
+      if (!p.oneWay && p.b.has(from.id) && p.a.has(to.id)) return false
+    }
+    return true
+  }
+
+  // ---- delivery --------------------------------------------------------------------------------
+
+  private latency (from: SimNode, to: SimNode): number {
+    const ms = this.latencyFn(from.id, to.id)
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`latencyMs(${from.id}, ${to.id}) must be a finite number >= 0, got ${ms}`)
+    return ms
+  }
+
+  private baseDelay (connection: SimConnection, from: SimNode): number {
+    return from === connection.a ? connection.baseAB : connection.baseBA
+  }
+
+  /** Latency plus this sender's jitter draw; remembered for rttMs(). */
+  sampleDelay (connection: SimConnection, from: SimNode): number {
+    const base = this.baseDelay(connection, from)
+    const spread = this.jitterMs + this.jitterFraction * base
+    const delay = spread > 0 ? base + from.random.next() * spread : base
+    if (from === connection.a) connection.lastDelayAB = delay
+    else connection.lastDelayBA = delay
+    return delay
+  }
+
+  /** A delivery over `connection` happens only if the receiver still holds it and nothing cuts the link. */
+  canDeliver (connection: SimConnection, from: SimNode, to: SimNode): boolean {
+    return from.state !== 'crashed' && to.state === 'started' && connection.heldBy(to) && this.isLinkUp(from, to)
+  }
+
+  private isLost (from: SimNode, to: SimNode): boolean {
+    const rate = this.linkLoss.size > 0 ? (this.linkLoss.get(`${from.id}\n${to.id}`) ?? this.lossRate) : this.lossRate
+    return rate > 0 && from.random.next() < rate
+  }
+
+  /** Used by SimOverlay: one gossip RPC to a connected peer. `lossy` RPCs are subject to loss. */
+  sendRpc (node: SimNode, peer: PeerId, rpc: GossipRpc, bytes: number, lossy: boolean): void {
+    const connection = node.connections.get(peer)
+    if (connection === undefined || node.state !== 'started') return
+    node.countSent(bytes)
+    const to = connection.other(node)
+    if (lossy && this.isLost(node, to)) {
+      this.emitTrace('lost', node.id, to.id, rpc.kind, bytes)
+      return
+    }
+    const crashEpoch = node.crashEpoch
+    this.clock.setTimeout(() => {
+      if (node.crashEpoch !== crashEpoch || !this.canDeliver(connection, node, to)) {
+        this.emitTrace('dropped', node.id, to.id, rpc.kind, bytes)
+        return
+      }
+      to.countReceived(bytes)
+      if (this.trace !== undefined) this.emitTrace('rpc', node.id, to.id, rpc.kind === 'message' ? `message ${rpc.id}` : rpc.kind, bytes)
+      to.hooks.receiveRpc(node.id, rpc)
+    }, this.sampleDelay(connection, node))
+  }
+
+  emitTrace (type: SimTraceEvent['type'], from: PeerId, to: PeerId, detail: string, bytes: number): void {
+    if (this.trace !== undefined) this.trace({ t: this.clock.now(), type, from, to, detail, bytes })
+  }
+
+  // ---- connections -----------------------------------------------------------------------------
+
+  /** Used by SimOverlay.dial. Concurrent dials to one peer share one attempt. */
+  dial (node: SimNode, peer: PeerId, signal?: AbortSignal): Promise<void> {
+    if (node.state !== 'started') return Promise.reject(new NotStartedError(node.id, 'dial'))
+    if (peer === node.id) return Promise.reject(new DialError(peer, 'self', 'a node cannot dial itself'))
+    if (node.connections.has(peer)) return signal?.aborted === true ? Promise.reject(new AbortError(`dial ${peer}`)) : Promise.resolve()
+    let pending = node.pendingDials.get(peer)
+    if (pending === undefined) {
+      pending = this.startDial(node, peer)
+      node.pendingDials.set(peer, pending)
+    }
+    return withSignal(pending, signal, `dial ${peer}`)
+  }
+
+  /**
+   * The handshake takes one RTT. Reachability is judged then: a live, started, reachable target
+   * connects; a reachable stopped one refuses; anything else fails at connectTimeoutMs.
+   */
+  private startDial (node: SimNode, peer: PeerId): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const runEpoch = node.runEpoch
+      const crashEpoch = node.crashEpoch
+      const startMs = this.clock.now()
+      const finish = (error?: Error): void => {
+        if (node.crashEpoch !== crashEpoch) return // the process died: nothing resolves
+        node.pendingDials.delete(peer)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const timeOut = (): void => {
+        this.clock.setTimeout(() => {
+          finish(new DialError(peer, 'unreachable', `no answer within ${this.connectTimeoutMs} ms`))
+        }, startMs + this.connectTimeoutMs - this.clock.now())
+      }
+      const target = this.nodes.get(peer)
+      if (target === undefined) { timeOut(); return }
+      const rttMs = this.latency(node, target) + this.latency(target, node)
+      if (rttMs >= this.connectTimeoutMs) { timeOut(); return }
+      this.clock.setTimeout(() => {
+        if (node.runEpoch !== runEpoch) return finish(new DialError(peer, 'stopped', `${node.id} stopped while dialling`))
+        if (node.connections.has(peer)) return finish()
+        if (target.state === 'crashed' || !this.isLinkUp(node, target) || !this.isLinkUp(target, node)) return timeOut()
+        if (target.state !== 'started') return finish(new DialError(peer, 'refused', `${peer} is not running`))
+        this.establish(node, target)
+        finish()
+      }, rttMs)
+    })
+  }
+
+  /** Connect two started nodes at once, skipping the handshake (for building topologies). */
+  connectNow (a: PeerId, b: PeerId): void {
+    const nodeA = this.requireNode(a)
+    const nodeB = this.requireNode(b)
+    if (a === b) throw new Error(`connectNow: cannot connect ${a} to itself`)
+    if (nodeA.state !== 'started' || nodeB.state !== 'started') throw new Error(`connectNow: ${a} and ${b} must both be started`)
+    if (!this.isLinkUp(nodeA, nodeB) || !this.isLinkUp(nodeB, nodeA)) throw new Error(`connectNow: ${a} and ${b} are partitioned`)
+    this.establish(nodeA, nodeB)
+  }
+
+  /**
+   * A connected random graph of average degree ≈ `degree`: a ring (for connectivity) plus
+   * degree/2 − 1 random chords per node, drawn from the 'topology' fork.
+   */
+  connectRandomGraph (nodeIds: readonly PeerId[], degree: number, random: Random = this.random.fork('topology')): void {
+    const n = nodeIds.length
+    if (n < 2) return
+    for (let i = 0; i < n; i++) {
+      const a = nodeIds[i]!
+      const b = nodeIds[(i + 1) % n]!
+      if (a !== b && !this.requireNode(a).connections.has(b)) this.connectNow(a, b)
+    }
+    const chords = Math.max(0, Math.ceil(degree / 2) - 1)
+    for (let i = 0; i < n; i++) {
+      const a = nodeIds[i]!
+      const node = this.requireNode(a)
+      let made = 0
+      for (let attempt = 0; attempt < chords * 4 && made < chords; attempt++) {
+        const b = nodeIds[random.int(n)]!
+        if (b === a || node.connections.has(b)) continue
+        this.connectNow(a, b)
+        made++
+      }
+    }
+  }
+
+  private establish (a: SimNode, b: SimNode): void {
+    const existing = a.connections.get(b.id)
+    if (existing !== undefined && existing.heldBy(b)) return
+    // A half-open connection left by a crash is replaced, as a new TCP connection would reset it.
+    if (existing !== undefined) this.closeOn(a, existing, new Error(`connection to ${b.id} reset by a new connection`), 'replaced')
+    const stale = b.connections.get(a.id)
+    if (stale !== undefined) this.closeOn(b, stale, new Error(`connection to ${a.id} reset by a new connection`), 'replaced')
+    const connection = new SimConnection(this.nextConnectionId++, a, b, this.latency(a, b), this.latency(b, a))
+    a.connections.set(b.id, connection)
+    b.connections.set(a.id, connection)
+    this.connections.add(connection)
+    this.emitTrace('connected', a.id, b.id, `connection ${connection.id}`, 0)
+    a.hooks.connectionOpened(b.id)
+    b.hooks.connectionOpened(a.id)
+  }
+
+  /** Close `connection` on `node`'s side: its streams end (with `error` if abnormal), peer.disconnected fires. */
+  private closeOn (node: SimNode, connection: SimConnection, error: Error | undefined, reason: string): void {
+    if (!connection.heldBy(node)) return
+    const remote = connection.other(node)
+    node.connections.delete(remote.id)
+    if (!connection.heldBy(remote)) {
+      this.connections.delete(connection)
+      if (connection.reapTimer !== undefined) this.clock.clearTimeout(connection.reapTimer)
+      connection.reapTimer = undefined
+    }
+    this.emitTrace('disconnected', node.id, remote.id, reason, 0)
+    let failure: unknown
+    let failed = false
+    for (const stream of [...connection.streamsOf(node)]) {
+      try { stream.terminate(error) } catch (thrown) {
+        if (!failed) { failure = thrown; failed = true }
+      }
+    }
+    node.hooks.connectionClosed(remote.id)
+    if (failed) throw failure
+  }
+
+  private isCut (connection: SimConnection): boolean {
+    const { a, b } = connection
+    return a.state !== 'started' || b.state !== 'started' || !connection.heldBy(a) || !connection.heldBy(b) ||
+      !this.isLinkUp(a, b) || !this.isLinkUp(b, a)
+  }
+
+  private refreshAll (): void {
+    for (const connection of [...this.connections]) this.refresh(connection)
+  }
+
+  /** Start or stop the dead-connection countdown of one connection. */
+  private refresh (connection: SimConnection): void {
+    if (!this.isCut(connection)) {
+      connection.cutSinceMs = undefined
+      return
+    }
+    if (connection.cutSinceMs !== undefined) return
+    connection.cutSinceMs = this.clock.now()
+    this.scheduleReap(connection, this.connectionTimeoutMs)
+  }
+
+  private scheduleReap (connection: SimConnection, delayMs: number): void {
+    if (connection.reapTimer !== undefined) this.clock.clearTimeout(connection.reapTimer)
+    connection.reapTimer = this.clock.setTimeout(() => { this.reap(connection) }, delayMs)
+  }
+
+  private reap (connection: SimConnection): void {
+    connection.reapTimer = undefined
+    if (connection.cutSinceMs === undefined) return
+    if (!this.isCut(connection)) { connection.cutSinceMs = undefined; return }
+    const dueMs = connection.cutSinceMs + this.connectionTimeoutMs
+    if (this.clock.now() < dueMs) { this.scheduleReap(connection, dueMs - this.clock.now()); return }
+    for (const side of [connection.a, connection.b]) {
+      if (side.state !== 'started' || !connection.heldBy(side)) continue
+      const peer = connection.other(side).id
+      this.closeOn(side, connection, new Error(`connection to ${peer} timed out: no keepalive for ${this.connectionTimeoutMs} ms`), 'timeout')
+    }
+    this.connections.delete(connection)
+  }
+
+  // ---- streams ---------------------------------------------------------------------------------
+
+  /** Used by SimOverlay.openStream: dial if needed, then negotiate `protocol` (one RTT). */
+  async openStream (node: SimNode, peer: PeerId, protocol: string, signal?: AbortSignal): Promise<FrameStream> {
+    await this.dial(node, peer, signal)
+    const connection = node.connections.get(peer)
+    if (connection === undefined || node.state !== 'started') throw new StreamOpenError(`connection to ${peer} closed before opening ${protocol}`)
+    if (signal?.aborted === true) throw new AbortError(`openStream ${protocol} to ${peer}`)
+    const local = new SimStream(this, node, connection, peer, protocol)
+    const opened = new Promise<FrameStream>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        local.failOpen(new StreamOpenError(`opening ${protocol} to ${peer} timed out after ${this.connectTimeoutMs} ms`))
+      }, this.connectTimeoutMs)
+      local.pendingOpen = { resolve, reject, timer }
+    })
+    const bytes = RPC_HEADER_BYTES + protocol.length
+    node.countSent(bytes)
+    const remote = connection.other(node)
+    const crashEpoch = node.crashEpoch
+    this.clock.setTimeout(() => {
+      if (node.crashEpoch !== crashEpoch || !this.canDeliver(connection, node, remote)) return
+      remote.countReceived(bytes)
+      this.acceptStream(connection, local, remote, protocol)
+    }, this.sampleDelay(connection, node))
+    if (signal === undefined) return await opened
+    const onAbort = (): void => { local.failOpen(new AbortError(`openStream ${protocol} to ${peer}`)) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try { return await opened } finally { signal.removeEventListener('abort', onAbort) }
+  }
+
+  private acceptStream (connection: SimConnection, local: SimStream, remote: SimNode, protocol: string): void {
+    const dialer = local.owner
+    const handler = remote.hooks.streamHandler(protocol)
+    if (handler === undefined) {
+      this.clock.setTimeout(() => {
+        if (this.canDeliver(connection, remote, dialer)) local.failOpen(new UnsupportedProtocolError(protocol, remote.id))
+      }, this.sampleDelay(connection, remote))
+      return
+    }
+    const accepted = new SimStream(this, remote, connection, dialer.id, protocol)
+    accepted.peerEnd = local
+    local.peerEnd = accepted
+    accepted.enqueue({ kind: 'ack' })
+    try { handler(accepted) } catch (error) {
+      accepted.abort(error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+}

@@ -1,0 +1,112 @@
+// The node's HTTP status API: read-only JSON views of the node, Prometheus metrics, and a live
+// stream of inspection events (Server-Sent Events) for the debugger. Bound to loopback by default.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { NodeHost } from './node.ts'
+import type { PromMetrics } from './metrics.ts'
+import { traceLine, type InspectionBus } from './inspection.ts'
+
+export interface StatusApiInit {
+  node: NodeHost
+  metrics: PromMetrics
+  inspector: InspectionBus
+  host: string
+  port: number
+}
+
+export class PortInUseError extends Error {
+  override name = 'PortInUseError'
+  constructor (readonly host: string, readonly port: number, reason: string) {
+    super(`cannot listen on ${host}:${port}: ${reason}`)
+  }
+}
+
+/** Most live inspection clients at once; each costs a serialisation per event. */
+const MAX_STREAM_CLIENTS = 8
+
+export class StatusApi {
+  private server: Server | undefined
+  private readonly streams = new Set<ServerResponse>()
+
+  constructor (private readonly init: StatusApiInit) {}
+
+  get url (): string {
+    const address = this.server?.address() as AddressInfo | null | undefined
+    if (address === undefined || address === null) throw new Error('status API is not listening')
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    return `http://${host}:${address.port}`
+  }
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    const server = createServer((request, response) => { this.handle(request, response) })
+    server.headersTimeout = 10_000
+    server.requestTimeout = 10_000
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.code === 'EACCES' ? 'permission denied' : error.message
+        reject(new PortInUseError(this.init.host, this.init.port, reason))
+      })
+      server.listen(this.init.port, this.init.host, () => resolve())
+    })
+    this.server = server
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    for (const stream of this.streams) stream.end()
+    this.streams.clear()
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  private handle (request: IncomingMessage, response: ServerResponse): void {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      this.json(response, 405, { error: `method ${request.method ?? ''} not allowed; the status API is read-only` })
+      return
+    }
+    const { node } = this.init
+    switch (path) {
+      case '/v1/status': this.json(response, 200, node.status()); return
+      case '/v1/peers': this.json(response, 200, { peers: node.sessions() }); return
+      case '/v1/members': this.json(response, 200, { members: node.memberList() }); return
+      case '/v1/actors': this.json(response, 200, node.tree()); return
+      case '/v1/inspect': this.stream(response); return
+      case '/metrics':
+        this.init.metrics.render().then((text) => {
+          response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+          response.end(text)
+        }, (error: Error) => this.json(response, 500, { error: error.message }))
+        return
+      default:
+        this.json(response, 404, { error: `no such endpoint ${path}`, endpoints: ['/v1/status', '/v1/peers', '/v1/members', '/v1/actors', '/v1/inspect', '/metrics'] })
+    }
+  }
+
+  private json (response: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body, null, 2) + '\n'
+    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    response.end(text)
+  }
+
+  /** Server-Sent Events: one `data:` line of trace JSON per inspection event. */
+  private stream (response: ServerResponse): void {
+    if (this.streams.size >= MAX_STREAM_CLIENTS) {
+      this.json(response, 503, { error: `at most ${MAX_STREAM_CLIENTS} inspection streams at once` })
+      return
+    }
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    response.write(': form-anycast inspection stream\n\n')
+    this.streams.add(response)
+    const unsubscribe = this.init.inspector.addSink({
+      write: (event) => {
+        // Drop rather than buffer without bound when a client reads slowly.
+        if (response.writableLength < 1024 * 1024) response.write(`data: ${traceLine(event)}\n\n`)
+      }
+    })
+    response.on('close', () => { unsubscribe(); this.streams.delete(response) })
+  }
+}

@@ -1,0 +1,65 @@
+// `form-anycast status`: what a running node sees — its peers' sessions and gossip members —
+// as tables for people or JSON for scripts.
+import type { MemberSummary, NodeStatus, PeerSummary } from './node.ts'
+import { ConfigError } from './config.ts'
+
+export class StatusFetchError extends Error {
+  override name = 'StatusFetchError'
+}
+
+async function getJson<T> (base: string, path: string, signal: AbortSignal): Promise<T> {
+  const url = new URL(path, base)
+  let response: Response
+  try {
+    response = await fetch(url, { signal })
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message
+    throw new StatusFetchError(`cannot reach the status API at ${base}: ${cause}`)
+  }
+  if (!response.ok) throw new StatusFetchError(`${url.href} answered ${response.status}`)
+  return await response.json() as T
+}
+
+export function parseApiUrl (text: string): string {
+  let url: URL
+  try { url = new URL(text) } catch { throw new ConfigError('--api', '', `not a URL: ${JSON.stringify(text)}`) }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('--api', '', `must be an http(s) URL, got ${JSON.stringify(text)}`)
+  return url.href
+}
+
+export function table (headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)))
+  const line = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()
+  return [line(headers), ...rows.map(line)].join('\n')
+}
+
+function shortId (peerId: string): string {
+  return peerId.length > 16 ? `${peerId.slice(0, 8)}…${peerId.slice(-6)}` : peerId
+}
+
+export async function runStatusCommand (options: { api: string, json: boolean, write: (text: string) => void }): Promise<number> {
+  const base = parseApiUrl(options.api)
+  const signal = AbortSignal.timeout(5000)
+  const [status, peers, members] = await Promise.all([
+    getJson<NodeStatus>(base, '/v1/status', signal),
+    getJson<{ peers: PeerSummary[] }>(base, '/v1/peers', signal),
+    getJson<{ members: MemberSummary[] }>(base, '/v1/members', signal)
+  ])
+  if (options.json) {
+    options.write(JSON.stringify({ status, peers: peers.peers, members: members.members }, null, 2))
+    return 0
+  }
+  const names = new Map(members.members.map((member) => [member.peerId, member.name]))
+  options.write(`node ${status.name} (${status.peerId}) network ${status.networkId}, up ${Math.round(status.uptimeMs / 1000)} s`)
+  options.write(`sessions ${status.sessions.established}/${status.sessions.total} established, ${status.members} live members, ${status.connectedPeers} connected peers\n`)
+  options.write(table(['PEER', 'NAME', 'STATE', 'RTT ms', 'FAILURES', 'LAST ERROR'], peers.peers.map((peer) => [
+    shortId(peer.peerId), names.get(peer.peerId) ?? '-', peer.state, peer.rttMs === undefined ? '-' : peer.rttMs.toFixed(1), String(peer.failures), peer.lastError ?? ''
+  ])))
+  options.write('')
+  options.write(table(['MEMBER', 'PEER', 'LOCATION', 'LAST SEEN', 'SESSIONS'], members.members.map((member) => [
+    member.name, shortId(member.peerId),
+    member.location === undefined ? '-' : `${member.location.lat.toFixed(2)},${member.location.lon.toFixed(2)}${member.location.region === undefined ? '' : ` ${member.location.region}`}`,
+    `${(member.ageMs / 1000).toFixed(1)} s ago${member.stale ? ' (stale)' : ''}`, String(member.established)
+  ])))
+  return 0
+}
