@@ -184,12 +184,10 @@ export class SimStream implements FrameStream {
   onFrame (handler: (frame: Uint8Array) => void): void {
     if (typeof handler !== 'function') throw new TypeError('FrameStream.onFrame: handler must be a function')
     this.frameHandler = handler
+    // Frames that arrived before a graceful close are still readable, as on a half-closed stream.
     const replay = this.buffered
     this.buffered = []
-    for (const frame of replay) {
-      if (this.closed && this.closeError !== undefined) break
-      handler(frame)
-    }
+    for (const frame of replay) handler(frame)
   }
 
   onClose (handler: (error?: Error) => void): void {
@@ -260,8 +258,7 @@ export class SimStream implements FrameStream {
         pending.resolve(this)
       } else if (this.closed) {
         // Opened after we gave up (timeout or abort): close the remote end we never handed out.
-        this.closed = false
-        this.close()
+        this.enqueue({ kind: 'close', error: new StreamOpenError(`${this.owner.id} gave up opening ${this.protocol}`) })
       }
       return
     }
@@ -288,7 +285,7 @@ export class SimStream implements FrameStream {
     if (this.pendingOpen !== undefined) return
     this.closeFired = true
     this.closeError = error
-    this.buffered = []
+    if (error !== undefined) this.buffered = []
     const handlers = this.closeHandlers.splice(0)
     let failure: unknown
     let failed = false
