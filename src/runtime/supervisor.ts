@@ -114,7 +114,11 @@ export interface Supervisor {
   readonly id: string
   readonly strategy: Strategy
   status(): SupervisorStatus
-  /** Starts the initial children in order. Synchronous; idempotent while running. */
+  /**
+   * Starts the initial children in order. Synchronous; idempotent while running. A stopped or
+   * escalated supervisor starts afresh from options.children, dropping children added by startChild
+   * (OTP re-runs init), so a parent's spec may hand back the same instance on every restart.
+   */
   start(): void
   /**
    * Stops every child in reverse start order and cancels pending restarts. The work is done before
@@ -258,7 +262,7 @@ class SupervisorImpl implements Supervisor {
 
   start (): void {
     if (this.state === 'running') return
-    if (this.state !== 'idle') throw new SupervisorError(`supervisor ${this.id}: cannot start once ${this.state}; create a new one`)
+    if (this.state !== 'idle') this.reset()
     this.state = 'running'
     for (const entry of [...this.entries]) {
       if (this.state !== 'running') return
@@ -331,6 +335,12 @@ class SupervisorImpl implements Supervisor {
   watch (listener: (exit: SupervisorExit) => void): Unsubscribe {
     this.watchers.add(listener)
     return () => { this.watchers.delete(listener) }
+  }
+
+  private reset (): void {
+    this.entries = []
+    this.restartTimes = []
+    for (const spec of this.options.children ?? []) this.addEntry(spec)
   }
 
   private childTree (entry: ChildEntry): SupervisionTree {
@@ -416,13 +426,21 @@ class SupervisorImpl implements Supervisor {
         complete: () => onExit({ reason: actor.getSnapshot()?.status === 'done' ? 'normal' : 'shutdown' })
       })
       incarnation.detach = () => subscription.unsubscribe()
-      if (entry.current === incarnation) actor.start()
     } else {
-      const supervisor = child.supervisor
-      incarnation.detach = supervisor.watch(exit => {
+      incarnation.detach = child.supervisor.watch(exit => {
         onExit(exit.reason === 'escalated' ? { error: exit.error, reason: errorReason(exit.error) } : { reason: 'shutdown' })
       })
-      supervisor.start()
+    }
+    // subscribe() reports at once on an actor that was already dead; then there is nothing to start.
+    if (entry.current !== incarnation) return
+    try {
+      if (child.kind === 'actor') child.actor.start()
+      else child.supervisor.start()
+    } catch (error) {
+      // A hand-written actor ref may throw here. An error thrown after the exit was handled (say, by
+      // onEscalate) is not the child's and must not be swallowed.
+      if (entry.current !== incarnation) throw error
+      onExit({ error, reason: `start failed: ${errorReason(error)}` })
     }
   }
 
@@ -475,7 +493,7 @@ class SupervisorImpl implements Supervisor {
     const backoff = this.options.backoff
     if (backoff !== undefined && now - entry.startedAtMs >= backoff.resetAfterMs) entry.consecutive = 0
     const delayMs = backoffDelayMs(backoff, entry.consecutive, this.options.random)
-    entry.consecutive += 2
+    entry.consecutive++
     const group = this.restartGroup(entry)
     this.emit(entry, 'restart', exit.reason, { delayMs, group: group.map(member => member.spec.id) })
     this.schedule(group, delayMs)
