@@ -444,13 +444,14 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
  */
 class Libp2pFrameStream implements FrameStream {
   private readonly outbound = pushable<Uint8Array>({ objectMode: true })
+  /** Our own counts: pushable's readableLength is in bytes whenever items have a byteLength. */
+  private queuedFrames = 0
   private queuedBytes = 0
   private frameHandler: ((frame: Uint8Array) => void) | undefined
   private closeHandler: ((error?: Error) => void) | undefined
   private buffered: Uint8Array[] = []
   /** Set once, when the stream ends for any reason. */
   private ending: { error: Error | undefined } | undefined
-  private closeReported = false
   private writing: Promise<void> = Promise.resolve()
   private settled: Promise<void> = Promise.resolve()
 
@@ -490,10 +491,11 @@ class Libp2pFrameStream implements FrameStream {
       this.end(new MessageTooLargeError(frame.byteLength, MAX_FRAME_BYTES))
       return false
     }
-    if (this.outbound.readableLength >= MAX_QUEUED_FRAMES || this.queuedBytes + frame.byteLength > MAX_QUEUED_BYTES) {
-      this.end(new StreamOverflowError(`send queue full (${this.outbound.readableLength} frames, ${this.queuedBytes} bytes)`))
+    if (this.queuedFrames >= MAX_QUEUED_FRAMES || this.queuedBytes + frame.byteLength > MAX_QUEUED_BYTES) {
+      this.end(new StreamOverflowError(`send queue full (${this.queuedFrames} frames, ${this.queuedBytes} bytes)`))
       return false
     }
+    this.queuedFrames++
     this.queuedBytes += frame.byteLength
     this.outbound.push(frame)
     return true
@@ -508,9 +510,10 @@ class Libp2pFrameStream implements FrameStream {
     for (const frame of backlog) this.deliver(frame)
   }
 
+  /** Each handler hears the close once, including one set after the stream ended. */
   onClose(handler: (error?: Error) => void): void {
     this.closeHandler = handler
-    if (this.ending !== undefined) this.reportClose()
+    if (this.ending !== undefined) this.reportClose(handler)
   }
 
   close(): void {
@@ -525,6 +528,7 @@ class Libp2pFrameStream implements FrameStream {
 
   private async * drainOutbound(): AsyncGenerator<Uint8Array> {
     for await (const frame of this.outbound) {
+      this.queuedFrames--
       this.queuedBytes -= frame.byteLength
       yield frame
     }
@@ -563,11 +567,14 @@ class Libp2pFrameStream implements FrameStream {
       this.log.debug('stream ended with error', { error: error.message })
       this.stream.abort(error)
     }
-    this.reportClose()
+    if (this.closeHandler !== undefined) this.reportClose(this.closeHandler)
   }
 
   /** Let queued frames flush, then close both ends; reset if that takes too long. Never rejects. */
   private async closeGracefully(): Promise<void> {
+    // An aborted or reset stream has nothing left to flush, and its sink may never settle (an
+    // inbound stream's sink is multistream-select's wrapper, which does not end on abort).
+    if (this.stream.status !== 'open') return
     const deadline = linkedSignal([], CLOSE_TIMEOUT_MS)
     const timedOut = new Promise<void>((resolve) => deadline.signal.addEventListener('abort', () => resolve(), { once: true }))
     try {
@@ -581,11 +588,8 @@ class Libp2pFrameStream implements FrameStream {
     }
   }
 
-  private reportClose(): void {
-    const handler = this.closeHandler
-    if (this.closeReported || handler === undefined || this.ending === undefined) return
-    this.closeReported = true
-    const { error } = this.ending
+  private reportClose(handler: (error?: Error) => void): void {
+    const error = this.ending?.error
     queueMicrotask(() => {
       try {
         handler(error)
