@@ -24,8 +24,15 @@ export const MAX_QUEUED_FRAMES = 1000
 export const MAX_QUEUED_BYTES = 4 * 1024 * 1024
 /** How long a graceful close waits for queued frames to flush before resetting the stream. */
 const CLOSE_TIMEOUT_MS = 2000
-/** A ping slower than this (or the RTT interval, if longer) counts as lost. */
-const MIN_PING_TIMEOUT_MS = 5000
+/**
+ * RTT probes ride a long-lived echo stream per peer (8-byte nonces timed with performance.now()).
+ * libp2p's ping service opens a new stream per ping and reports whole milliseconds including
+ * protocol negotiation, so on a LAN it reads 0-2 ms whatever the real RTT is.
+ */
+export const RTT_PROTOCOL = '/form-anycast/rtt/1.0.0'
+const RTT_PROBE_BYTES = 8
+/** A probe unanswered for this long (or the RTT interval, if longer) counts as lost. */
+const MIN_PROBE_TIMEOUT_MS = 5000
 
 export interface Libp2pOverlayInit {
   privateKey: PrivateKey
@@ -117,19 +124,23 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
   private readonly validators = new Map<string, TopicValidator>()
   private readonly peerListeners = new Set<(event: PeerEvent) => void>()
   private readonly streams = new Set<Libp2pFrameStream>()
-  private readonly rtts = new Map<PeerId, number>()
-  private readonly pinging = new Set<PeerId>()
-  private rttTimer: NodeJS.Timeout | undefined
+  private readonly rtt: RttProber
   private readonly counters: OverlayStats = { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 }
 
   constructor(
     readonly libp2p: OverlayLibp2p,
     readonly networkId: string,
     private readonly bootstrap: BootstrapPeer[],
-    private readonly rttIntervalMs: number,
+    rttIntervalMs: number,
     private readonly log: Logger
   ) {
     this.peerId = libp2p.peerId.toString()
+    this.rtt = new RttProber({
+      intervalMs: rttIntervalMs,
+      connectedPeers: () => this.connectedPeers(),
+      openStream: async (peer, protocol, options) => await this.openStream(peer, protocol, options),
+      log: log.child({ component: 'rtt' })
+    })
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
@@ -152,12 +163,13 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
     this.libp2p.addEventListener('peer:connect', this.onPeerConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onPeerDisconnect)
     this.libp2p.services.pubsub.addEventListener('message', this.onPubsubMessage)
+    this.handleStream(RTT_PROTOCOL, (stream) => serveRttEcho(stream))
     await this.libp2p.start()
     for (const topic of this.subscriptions.keys()) this.libp2p.services.pubsub.subscribe(topic)
     this.state = 'running'
     this.log.info('overlay started', { peerId: this.peerId, multiaddrs: this.multiaddrs() })
     for (const peer of this.bootstrap) void this.dialBootstrapPeer(peer)
-    this.scheduleRttRound()
+    this.rtt.start(this.controller.signal)
   }
 
   async stop(): Promise<void> {
@@ -173,15 +185,13 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
 
   private async doStop(): Promise<void> {
     this.controller.abort(new OverlayNotRunningError('overlay stopped'))
-    clearTimeout(this.rttTimer)
-    this.rttTimer = undefined
+    this.rtt.stop()
     // Close streams before connections so remotes see clean closes, not lost connections.
     await Promise.all([...this.streams].map(async (stream) => await stream.closeAndSettle()))
     this.libp2p.removeEventListener('peer:connect', this.onPeerConnect)
     this.libp2p.removeEventListener('peer:disconnect', this.onPeerDisconnect)
     this.libp2p.services.pubsub.removeEventListener('message', this.onPubsubMessage)
     await this.libp2p.stop()
-    this.rtts.clear()
     this.log.info('overlay stopped', { peerId: this.peerId })
   }
 
@@ -296,7 +306,8 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
 
   handleStream(protocol: string, handler: (stream: FrameStream) => void): void {
     const registering = this.libp2p.handle(protocol, ({ stream, connection }) => {
-      if (this.state !== 'running') {
+      // 'starting': remotes may open streams as soon as libp2p listens, before start() returns.
+      if (this.state !== 'running' && this.state !== 'starting') {
         stream.abort(new OverlayNotRunningError('overlay is not running'))
         return
       }
@@ -384,11 +395,11 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
 
   private readonly onPeerConnect = (event: CustomEvent<Libp2pPeerId>): void => {
     this.emitPeerEvent({ type: 'peer.connected', peerId: event.detail.toString() })
-    void this.measureRtt(event.detail)
+    this.rtt.peerConnected(event.detail.toString())
   }
 
   private readonly onPeerDisconnect = (event: CustomEvent<Libp2pPeerId>): void => {
-    this.rtts.delete(event.detail.toString())
+    this.rtt.peerDisconnected(event.detail.toString())
     this.emitPeerEvent({ type: 'peer.disconnected', peerId: event.detail.toString() })
   }
 
@@ -405,36 +416,139 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
   // ---- RTT -------------------------------------------------------------------------------------
 
   rttMs(peer: PeerId): number | undefined {
+    return this.rtt.rttMs(peer)
+  }
+}
+
+interface RttProberComponents {
+  intervalMs: number
+  connectedPeers(): PeerId[]
+  openStream(peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<FrameStream>
+  log: Logger
+}
+
+interface RttProbe {
+  stream: FrameStream | undefined
+  nonce: bigint
+  sentAtMs: number | undefined
+}
+
+/** The echo side of RTT_PROTOCOL: return each probe as is; anything else ends the stream. */
+function serveRttEcho(stream: FrameStream): void {
+  stream.onFrame((frame) => {
+    if (frame.byteLength === RTT_PROBE_BYTES) stream.send(frame)
+    else stream.close()
+  })
+}
+
+/**
+ * Every intervalMs, one probe per connected peer over that peer's echo stream; at most one probe
+ * outstanding per peer. Keeps the latest RTT; forgets it when the peer disconnects.
+ */
+class RttProber {
+  private readonly probes = new Map<PeerId, RttProbe>()
+  private readonly rtts = new Map<PeerId, number>()
+  /** Peers that do not serve RTT_PROTOCOL (not form-anycast nodes); retried after a reconnect. */
+  private readonly unsupported = new Set<PeerId>()
+  private timer: NodeJS.Timeout | undefined
+  private signal: AbortSignal | undefined
+  private nextNonce = 0n
+
+  constructor(private readonly components: RttProberComponents) {}
+
+  private get probeTimeoutMs(): number {
+    return Math.max(MIN_PROBE_TIMEOUT_MS, this.components.intervalMs)
+  }
+
+  start(signal: AbortSignal): void {
+    this.signal = signal
+    for (const peer of this.components.connectedPeers()) void this.probe(peer)
+    this.schedule()
+  }
+
+  stop(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    for (const probe of this.probes.values()) probe.stream?.close()
+    this.probes.clear()
+    this.rtts.clear()
+  }
+
+  rttMs(peer: PeerId): number | undefined {
     return this.rtts.get(peer)
   }
 
-  private scheduleRttRound(): void {
-    if (this.state !== 'running') return
-    this.rttTimer = setTimeout(() => {
-      this.rttTimer = undefined
-      const peers = this.libp2p.getPeers()
-      void Promise.allSettled(peers.map(async (peer) => await this.measureRtt(peer)))
-        .then(() => this.scheduleRttRound())
-    }, this.rttIntervalMs)
-    this.rttTimer.unref()
+  peerConnected(peer: PeerId): void {
+    void this.probe(peer)
   }
 
-  /** One ping at a time per peer; never dials (a ping to an unconnected peer would). */
-  private async measureRtt(peer: Libp2pPeerId): Promise<void> {
-    const key = peer.toString()
-    if (this.state !== 'running' || this.pinging.has(key)) return
-    if (this.libp2p.getConnections(peer).length === 0) return
-    this.pinging.add(key)
-    const signal = linkedSignal([this.controller.signal], Math.max(MIN_PING_TIMEOUT_MS, this.rttIntervalMs))
-    try {
-      const rtt = await this.libp2p.services.ping.ping(peer, { signal: signal.signal })
-      if (this.libp2p.getConnections(peer).length > 0) this.rtts.set(key, rtt)
-    } catch (err) {
-      if (this.state === 'running') this.log.debug('ping failed', { peer: key, error: describe(err) })
-    } finally {
-      signal.dispose()
-      this.pinging.delete(key)
+  peerDisconnected(peer: PeerId): void {
+    this.probes.get(peer)?.stream?.close()
+    this.probes.delete(peer)
+    this.rtts.delete(peer)
+    this.unsupported.delete(peer)
+  }
+
+  private schedule(): void {
+    if (this.signal === undefined || this.signal.aborted) return
+    this.timer = setTimeout(() => {
+      for (const peer of this.components.connectedPeers()) void this.probe(peer)
+      this.schedule()
+    }, this.components.intervalMs)
+    this.timer.unref()
+  }
+
+  /** Never rejects. */
+  private async probe(peer: PeerId): Promise<void> {
+    const signal = this.signal
+    if (signal === undefined || signal.aborted || this.unsupported.has(peer)) return
+    const existing = this.probes.get(peer)
+    if (existing === undefined) {
+      await this.openProbe(peer, signal)
+      return
     }
+    if (existing.stream === undefined) return // still opening
+    if (existing.sentAtMs !== undefined) {
+      if (performance.now() - existing.sentAtMs < this.probeTimeoutMs) return
+      this.components.log.debug('rtt probe lost; reopening the echo stream', { peer })
+      existing.stream.close()
+      this.probes.delete(peer)
+      return
+    }
+    existing.nonce = this.nextNonce++
+    const frame = new Uint8Array(RTT_PROBE_BYTES)
+    new DataView(frame.buffer).setBigUint64(0, existing.nonce)
+    existing.sentAtMs = performance.now()
+    existing.stream.send(frame)
+  }
+
+  private async openProbe(peer: PeerId, signal: AbortSignal): Promise<void> {
+    const probe: RttProbe = { stream: undefined, nonce: -1n, sentAtMs: undefined }
+    this.probes.set(peer, probe)
+    let stream: FrameStream
+    try {
+      stream = await this.components.openStream(peer, RTT_PROTOCOL, { signal })
+    } catch (err) {
+      if (this.probes.get(peer) === probe) this.probes.delete(peer)
+      if (err instanceof UnsupportedProtocolError) this.unsupported.add(peer)
+      if (!signal.aborted) this.components.log.debug('cannot open rtt stream', { peer, error: describe(err) })
+      return
+    }
+    if (this.probes.get(peer) !== probe || signal.aborted) {
+      stream.close() // the peer left (or we stopped) while the stream was opening
+      return
+    }
+    probe.stream = stream
+    stream.onFrame((frame) => this.onEcho(peer, probe, frame))
+    stream.onClose(() => { if (this.probes.get(peer) === probe) this.probes.delete(peer) })
+    await this.probe(peer)
+  }
+
+  private onEcho(peer: PeerId, probe: RttProbe, frame: Uint8Array): void {
+    if (probe.sentAtMs === undefined || frame.byteLength !== RTT_PROBE_BYTES) return
+    if (new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getBigUint64(0) !== probe.nonce) return
+    this.rtts.set(peer, performance.now() - probe.sentAtMs)
+    probe.sentAtMs = undefined
   }
 }
 

@@ -23,6 +23,7 @@ import {
   createLibp2pOverlay, type Libp2pOverlay, type Libp2pOverlayInit
 } from '../../src/runtime/libp2p-overlay.ts'
 import { loadOrCreateNodeKey } from '../../src/runtime/node-key.ts'
+import { overlayCompliance, type OverlayTestWorld } from './overlay-compliance.ts'
 import {
   MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, type FrameStream, type OverlayMessage, type PeerEvent
 } from '../../src/runtime/ports.ts'
@@ -57,8 +58,10 @@ type Topology = 'full' | 'line'
  * previous one (line), and are returned once every expected link is connected and carries a
  * gossipsub stream, so a subscription made now reaches the neighbours at once.
  */
-class Libp2pWorld {
+class Libp2pWorld implements OverlayTestWorld {
   readonly name = 'libp2p'
+  /** Loopback: a stopped or crashed peer's sockets close at once, so this is ample. */
+  readonly disconnectTimeoutMs = 10_000
   private dir: string | undefined
   private readonly nodes: Libp2pOverlay[] = []
   private readonly cleanups: Array<() => Promise<void>> = []
@@ -85,7 +88,8 @@ class Libp2pWorld {
     return overlay
   }
 
-  async createNodes(n: number, options: { topology?: Topology } = {}): Promise<Libp2pOverlay[]> {
+  async createNodes(n: number, options: { topology?: Topology, connected?: boolean } = {}): Promise<Libp2pOverlay[]> {
+    if (options.connected === false) return await this.createDialableNodes(n)
     const topology = options.topology ?? 'full'
     const live = this.nodes.filter((node) => node.multiaddrs().length > 0)
     const created: Libp2pOverlay[] = []
@@ -99,6 +103,20 @@ class Libp2pWorld {
     await waitFor(() => links.every(([a, b]) => isLinked(a, b) && isLinked(b, a)), {
       timeoutMs: READY_TIMEOUT_MS, label: `${links.length} links connected with gossipsub streams`
     })
+    return created
+  }
+
+  /** Started, not connected, but each knows the others' addresses (so dial(peerId) works). */
+  private async createDialableNodes(n: number): Promise<Libp2pOverlay[]> {
+    const created: Libp2pOverlay[] = []
+    for (let i = 0; i < n; i++) created.push(await this.createNode([]))
+    for (const node of created) {
+      for (const other of created) {
+        if (other === node) continue
+        const addresses = other.multiaddrs().map((address) => multiaddr(address))
+        await node.libp2p.peerStore.merge(peerIdFromString(other.peerId), { multiaddrs: addresses })
+      }
+    }
     return created
   }
 
@@ -198,6 +216,10 @@ async function connectRogue(rogue: Libp2p<{ pubsub: GossipSub }>, victim: Libp2p
     timeoutMs: READY_TIMEOUT_MS, label: 'rogue learns the victim subscribes'
   })
 }
+
+// ---- the shared Overlay contract -------------------------------------------------------------
+
+overlayCompliance(async () => new Libp2pWorld(), 'libp2p')
 
 // ---- pubsub ---------------------------------------------------------------------------------
 
