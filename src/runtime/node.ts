@@ -104,7 +104,16 @@ export class NodeHost {
       id: 'root',
       strategy: 'one_for_one',
       children: [
-        { id: 'sessions', kind: 'supervisor', restart: 'permanent', start: () => ({ kind: 'supervisor', supervisor: this.sessionsSupervisor }) },
+        {
+          id: 'sessions',
+          kind: 'supervisor',
+          restart: 'permanent',
+          start: (ctx) => {
+            // A restarted supervisor comes back with no dynamic children: re-create the sessions.
+            if (ctx.incarnation > 0) clock.setTimeout(() => this.resyncSessions(), 0)
+            return { kind: 'supervisor', supervisor: this.sessionsSupervisor }
+          }
+        },
         this.heartbeatSpec()
       ],
       onEscalate: (error) => {
@@ -141,8 +150,7 @@ export class NodeHost {
       })
     )
     this.root.start()
-    for (const peer of this.config.neighbours) this.ensureSession(peer)
-    for (const peer of overlay.connectedPeers()) this.ensureSession(peer)
+    this.resyncSessions()
     logger.info('node started', { name: this.config.name, peerId: overlay.peerId })
   }
 
@@ -193,6 +201,12 @@ export class NodeHost {
       if (this.config.location.region !== undefined) heartbeat.location.region = this.config.location.region
     }
     return heartbeat
+  }
+
+  /** One session per configured neighbour and per connected peer. */
+  private resyncSessions (): void {
+    for (const peer of this.config.neighbours) this.ensureSession(peer)
+    for (const peer of this.components.overlay.connectedPeers()) this.ensureSession(peer)
   }
 
   /** The session actor for a peer, created on first use; undefined once the node is stopping. */

@@ -5,6 +5,9 @@ import { StatusApi, PortInUseError } from '../../src/runtime/status-api.ts'
 import { createPromMetrics } from '../../src/runtime/metrics.ts'
 import { runStatusCommand } from '../../src/runtime/status-command.ts'
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function json (url: string): Promise<any> { return await json(url) }
+
 async function world3 (): Promise<SimWorld> {
   const world = new SimWorld({ seed: 11, nodes: 3, degree: 2 })
   await world.start()
@@ -20,21 +23,21 @@ test('status API: status, peers, members, actors, metrics; 404 and 405 explain t
   const api = new StatusApi({ node: host, metrics, inspector: world.bus, host: '127.0.0.1', port: 0 })
   await api.start()
   try {
-    const status = await (await fetch(`${api.url}/v1/status`)).json()
+    const status = await json(`${api.url}/v1/status`)
     assert.is(status.name, 'n00000')
     assert.is(status.sessions.established, 2)
-    const peers = (await (await fetch(`${api.url}/v1/peers`)).json()).peers
+    const peers = (await json(`${api.url}/v1/peers`)).peers
     assert.equal(peers.map((p: { state: string }) => p.state), ['established', 'established'])
-    const members = (await (await fetch(`${api.url}/v1/members`)).json()).members
+    const members = (await json(`${api.url}/v1/members`)).members
     assert.equal(members.map((m: { name: string }) => m.name), ['n00001', 'n00002'])
-    const tree = await (await fetch(`${api.url}/v1/actors`)).json()
+    const tree = await json(`${api.url}/v1/actors`)
     assert.is(tree.id, 'root')
     assert.ok(JSON.stringify(tree).includes('peer-session:n00001'))
     const text = await (await fetch(`${api.url}/metrics`)).text()
     assert.match(text, /form_anycast_example_total 1/)
     const missing = await fetch(`${api.url}/v1/nothing`)
     assert.is(missing.status, 404)
-    assert.match((await missing.json()).error, /no such endpoint \/v1\/nothing/)
+    assert.match(((await missing.json()) as { error: string }).error, /no such endpoint \/v1\/nothing/)
     const post = await fetch(`${api.url}/v1/status`, { method: 'POST' })
     assert.is(post.status, 405)
     const lines: string[] = []
