@@ -6,7 +6,7 @@ import { createPromMetrics } from '../../src/runtime/metrics.ts'
 import { runStatusCommand } from '../../src/runtime/status-command.ts'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function json (url: string): Promise<any> { return await json(url) }
+async function json (url: string): Promise<any> { return await (await fetch(url)).json() }
 
 async function world3 (): Promise<SimWorld> {
   const world = new SimWorld({ seed: 11, nodes: 3, degree: 2 })
