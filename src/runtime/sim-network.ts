@@ -16,8 +16,9 @@
 import type { Clock, FrameStream, OverlayStats, PeerId, Random, TimerHandle } from './ports.ts'
 import { MAX_FRAME_BYTES } from './ports.ts'
 import {
-  AbortError, DialError, FrameTooLargeError, type GossipOptions, type GossipRpc, NotStartedError,
-  RPC_HEADER_BYTES, SimOverlay, StreamOpenError, UnsupportedProtocolError, resolveGossipOptions
+  AbortError, ConnectionLostError, DialError, type GossipOptions, type GossipRpc, MessageTooLargeError,
+  OverlayNotRunningError, RPC_HEADER_BYTES, SimOverlay, StreamOpenError, StreamOverflowError, StreamResetError,
+  UnsupportedProtocolError, resolveGossipOptions
 } from './sim-overlay.ts'
 
 /** Bytes added to each stream frame: yamux header (12) + length prefix (up to 4). */
@@ -173,7 +174,7 @@ export class SimStream implements FrameStream {
     if (this.closed) return false
     if (!(frame instanceof Uint8Array)) throw new TypeError('FrameStream.send: frame must be a Uint8Array')
     if (frame.byteLength > MAX_FRAME_BYTES) {
-      this.abort(new FrameTooLargeError(frame.byteLength, MAX_FRAME_BYTES))
+      this.abort(new MessageTooLargeError(frame.byteLength, MAX_FRAME_BYTES, 'frame'))
       return false
     }
     this.owner.countSent(frame.byteLength + STREAM_FRAME_OVERHEAD_BYTES)
@@ -205,7 +206,7 @@ export class SimStream implements FrameStream {
   /** Reset both ends: the remote sees the close with an error too. */
   abort (error: Error): void {
     if (this.closed) return
-    this.enqueue({ kind: 'close', error: new Error(`stream reset by ${this.owner.id}: ${error.message}`) })
+    this.enqueue({ kind: 'close', error: new StreamResetError(`stream reset by ${this.owner.id}: ${error.message}`) })
     this.finish(error)
   }
 
@@ -272,7 +273,7 @@ export class SimStream implements FrameStream {
     if (this.frameHandler !== undefined) {
       this.frameHandler(item.data)
     } else if (this.buffered.length >= this.network.maxBufferedFrames) {
-      this.abort(new Error(`receive buffer overflow: ${this.buffered.length} frames buffered without an onFrame handler`))
+      this.abort(new StreamOverflowError(`receive buffer overflow: ${this.buffered.length} frames buffered without an onFrame handler`))
     } else {
       this.buffered.push(item.data)
     }
@@ -579,7 +580,7 @@ export class SimNetwork {
 
   /** Used by SimOverlay.dial. Concurrent dials to one peer share one attempt. */
   dial (node: SimNode, peer: PeerId, signal?: AbortSignal): Promise<void> {
-    if (node.state !== 'started') return Promise.reject(new NotStartedError(node.id, 'dial'))
+    if (node.state !== 'started') return Promise.reject(new OverlayNotRunningError(node.id, 'dial'))
     if (peer === node.id) return Promise.reject(new DialError(peer, 'self', 'a node cannot dial itself'))
     if (node.connections.has(peer)) return signal?.aborted === true ? Promise.reject(new AbortError(`dial ${peer}`)) : Promise.resolve()
     let pending = node.pendingDials.get(peer)
@@ -665,9 +666,9 @@ export class SimNetwork {
     const existing = a.connections.get(b.id)
     if (existing !== undefined && existing.heldBy(b)) return
     // A half-open connection left by a crash is replaced, as a new TCP connection would reset it.
-    if (existing !== undefined) this.closeOn(a, existing, new Error(`connection to ${b.id} reset by a new connection`), 'replaced')
+    if (existing !== undefined) this.closeOn(a, existing, new ConnectionLostError(`connection to ${b.id} reset by a new connection`), 'replaced')
     const stale = b.connections.get(a.id)
-    if (stale !== undefined) this.closeOn(b, stale, new Error(`connection to ${a.id} reset by a new connection`), 'replaced')
+    if (stale !== undefined) this.closeOn(b, stale, new ConnectionLostError(`connection to ${a.id} reset by a new connection`), 'replaced')
     const connection = new SimConnection(this.nextConnectionId++, a, b, this.latency(a, b), this.latency(b, a))
     a.connections.set(b.id, connection)
     b.connections.set(a.id, connection)
@@ -734,7 +735,7 @@ export class SimNetwork {
     for (const side of [connection.a, connection.b]) {
       if (side.state !== 'started' || !connection.heldBy(side)) continue
       const peer = connection.other(side).id
-      this.closeOn(side, connection, new Error(`connection to ${peer} timed out: no keepalive for ${this.connectionTimeoutMs} ms`), 'timeout')
+      this.closeOn(side, connection, new ConnectionLostError(`connection to ${peer} timed out: no keepalive for ${this.connectionTimeoutMs} ms`), 'timeout')
     }
     this.connections.delete(connection)
   }

@@ -78,25 +78,35 @@ export function resolveGossipOptions (partial: Partial<GossipOptions> = {}): Gos
   return options
 }
 
-export class NotStartedError extends Error {
-  override name = 'NotStartedError'
+/** Names match the libp2p adapter's errors, so callers can branch on `error.name` in both worlds. */
+export class OverlayNotRunningError extends Error {
+  override name = 'OverlayNotRunningError'
   constructor (readonly peerId: PeerId, operation: string) {
-    super(`overlay ${peerId} is not started: cannot ${operation}`)
+    super(`overlay ${peerId} is not running: cannot ${operation}`)
   }
 }
 
+/** publish or send: the payload exceeds MAX_MESSAGE_BYTES / MAX_FRAME_BYTES. */
 export class MessageTooLargeError extends Error {
   override name = 'MessageTooLargeError'
-  constructor (readonly sizeBytes: number, readonly limitBytes: number) {
-    super(`message of ${sizeBytes} bytes is too large: the limit is ${limitBytes} bytes (MAX_MESSAGE_BYTES)`)
+  constructor (readonly sizeBytes: number, readonly limitBytes: number, what: 'message' | 'frame' = 'message') {
+    super(`${what} of ${sizeBytes} bytes is too large: it exceeds the ${limitBytes}-byte limit (${what === 'message' ? 'MAX_MESSAGE_BYTES' : 'MAX_FRAME_BYTES; stream aborted'})`)
   }
 }
 
-export class FrameTooLargeError extends Error {
-  override name = 'FrameTooLargeError'
-  constructor (readonly sizeBytes: number, readonly limitBytes: number) {
-    super(`frame of ${sizeBytes} bytes is too large: the limit is ${limitBytes} bytes (MAX_FRAME_BYTES); stream aborted`)
-  }
+/** A stream's receive buffer passed its bound; the stream was aborted. */
+export class StreamOverflowError extends Error {
+  override name = 'StreamOverflowError'
+}
+
+/** A stream was shut because its connection went away (timeout, reset), not by a clean close. */
+export class ConnectionLostError extends Error {
+  override name = 'ConnectionLostError'
+}
+
+/** The remote end aborted the stream (e.g. it tried to send an oversized frame). */
+export class StreamResetError extends Error {
+  override name = 'StreamResetError'
 }
 
 export class DialError extends Error {
@@ -291,7 +301,7 @@ export class SimOverlay implements Overlay {
     checkTopic(topic)
     if (!(data instanceof Uint8Array)) throw new TypeError('publish: data must be a Uint8Array')
     if (data.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(data.byteLength, MAX_MESSAGE_BYTES)
-    if (this.node.state !== 'started') throw new NotStartedError(this.peerId, 'publish')
+    if (this.node.state !== 'started') throw new OverlayNotRunningError(this.peerId, 'publish')
     const rpc: MessageRpc = { kind: 'message', id: `${this.peerId}:${++this.nextSeqno}`, topic, from: this.peerId, data: data.slice() }
     this.markSeen(rpc.id)
     this.remember(rpc)
@@ -587,12 +597,12 @@ export class SimOverlay implements Overlay {
 
   async openStream (peer: PeerId, protocol: string, options: { signal?: AbortSignal } = {}): Promise<FrameStream> {
     if (typeof protocol !== 'string' || protocol.length === 0) throw new TypeError('openStream: protocol must be a non-empty string')
-    if (this.node.state !== 'started') throw new NotStartedError(this.peerId, 'openStream')
+    if (this.node.state !== 'started') throw new OverlayNotRunningError(this.peerId, 'openStream')
     return await this.network.openStream(this.node, peer, protocol, options.signal)
   }
 
   async dial (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.node.state !== 'started') throw new NotStartedError(this.peerId, 'dial')
+    if (this.node.state !== 'started') throw new OverlayNotRunningError(this.peerId, 'dial')
     await this.network.dial(this.node, peer, options.signal)
   }
 

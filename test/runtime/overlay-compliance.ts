@@ -161,6 +161,7 @@ export function overlayCompliance (makeWorld: () => Promise<OverlayTestWorld>, n
     const box = inbox(node, 'big')
     await world.sleep(SETTLE_MS)
     const error = await rejection(publisher.publish('big', new Uint8Array(MAX_MESSAGE_BYTES + 1)), 'oversized publish')
+    assert.is(error.name, 'MessageTooLargeError')
     assert.match(error.message, /large|size|bytes|exceed/i, 'the error says the message is too big')
     await publisher.publish('big', new Uint8Array(MAX_MESSAGE_BYTES - 1024).fill(7))
     await world.waitFor(() => box.messages.length > 0, { ...WAIT, label: 'large message delivered' })
@@ -243,10 +244,12 @@ export function overlayCompliance (makeWorld: () => Promise<OverlayTestWorld>, n
   it('openStream to an unhandled protocol rejects with an error naming the protocol', async (world) => {
     const [client, server] = await world.createNodes(2) as [Overlay, Overlay]
     const error = await rejection(client.openStream(server.peerId, '/test/nobody/1'), 'unhandled protocol')
-    assert.ok(error.message.includes('/test/nobody/1') || /protocol/i.test(error.message), `error names the protocol: ${error.message}`)
+    assert.is(error.name, 'UnsupportedProtocolError')
+    assert.ok(error.message.includes('/test/nobody/1'), `error names the protocol: ${error.message}`)
     server.handleStream('/test/later/1', () => {})
     server.unhandleStream('/test/later/1')
-    await rejection(client.openStream(server.peerId, '/test/later/1'), 'unhandled after unhandleStream')
+    const later = await rejection(client.openStream(server.peerId, '/test/later/1'), 'unhandled after unhandleStream')
+    assert.is(later.name, 'UnsupportedProtocolError')
   })
 
   it('connectedPeers lists every peer; rttMs is defined and > 0 for peers, undefined for strangers', async (world) => {
@@ -276,22 +279,45 @@ export function overlayCompliance (makeWorld: () => Promise<OverlayTestWorld>, n
     await world.waitFor(() => b.connectedPeers().includes(a.peerId), { ...WAIT, label: 'b lists a' })
   })
 
-  it('peer.disconnected after the remote stops gracefully', async (world) => {
+  it('remote stops gracefully: peer.disconnected, and open streams close without an error', async (world) => {
     const [a, b] = await world.createNodes(2) as [Overlay, Overlay]
+    acceptStreams(b, '/test/remote-stop/1')
+    const stream = await a.openStream(b.peerId, '/test/remote-stop/1')
+    const closes: Array<Error | undefined> = []
+    stream.onClose((error) => { closes.push(error) })
     const events = peerEvents(a)
     await b.stop()
     await world.waitFor(() => events.some((e) => e.type === 'peer.disconnected' && e.peerId === b.peerId),
       { timeoutMs: world.disconnectTimeoutMs ?? 30_000, label: 'a sees b disconnect after stop' })
+    await world.waitFor(() => closes.length > 0, { ...WAIT, label: 'stream closes after remote stop' })
     assert.not.ok(a.connectedPeers().includes(b.peerId))
+    assert.equal(closes, [undefined], 'a clean close: no error')
   })
 
-  it('peer.disconnected after the remote crashes, within the world bound', async (world) => {
+  it('remote crashes: peer.disconnected within the world bound, open streams close with an error', async (world) => {
     const [a, , c] = await world.createNodes(3) as [Overlay, Overlay, Overlay]
+    acceptStreams(c, '/test/remote-crash/1')
+    const stream = await a.openStream(c.peerId, '/test/remote-crash/1')
+    const closes: Array<Error | undefined> = []
+    stream.onClose((error) => { closes.push(error) })
     const events = peerEvents(a)
     await world.crash(c)
-    await world.waitFor(() => events.some((e) => e.type === 'peer.disconnected' && e.peerId === c.peerId),
-      { timeoutMs: world.disconnectTimeoutMs ?? 30_000, label: 'a sees c disconnect after crash' })
+    const bound = { timeoutMs: world.disconnectTimeoutMs ?? 30_000 }
+    await world.waitFor(() => events.some((e) => e.type === 'peer.disconnected' && e.peerId === c.peerId), { ...bound, label: 'a sees c disconnect after crash' })
+    await world.waitFor(() => closes.length > 0, { ...bound, label: 'stream closes after remote crash' })
     assert.not.ok(a.connectedPeers().includes(c.peerId))
+    assert.is(closes.length, 1, 'onClose once')
+    assert.instance(closes[0], Error, 'a lost connection is abnormal')
+  })
+
+  it('a stopped overlay refuses publish and openStream with OverlayNotRunningError', async (world) => {
+    const [a, b] = await world.createNodes(2) as [Overlay, Overlay]
+    acceptStreams(b, '/test/refuse/1')
+    await a.stop()
+    const publishError = await rejection(a.publish('t', bytes('x')), 'publish after stop')
+    assert.is(publishError.name, 'OverlayNotRunningError')
+    const openError = await rejection(a.openStream(b.peerId, '/test/refuse/1'), 'openStream after stop')
+    assert.is(openError.name, 'OverlayNotRunningError')
   })
 
   it('stats counters increase after publishing and receiving', async (world) => {
