@@ -38,7 +38,7 @@ export interface SimNetworkOptions {
   connectTimeoutMs?: number
   /** A connection cut this long is reaped (yamux ping / keepalive). Default 10,000 ms. */
   connectionTimeoutMs?: number
-  /** Frames buffered on a stream with no onFrame handler before it is aborted. Default 1,024. */
+  /** Frames buffered on a stream with no onFrame handler, or in flight from one end, before it is aborted. Default 1,024. */
   maxBufferedFrames?: number
   gossip?: Partial<GossipOptions>
   /** Called for every delivery, loss and connection change, in simulation order. */
@@ -122,8 +122,17 @@ export class SimConnection {
     return node === this.a ? this.streamsA : this.streamsB
   }
 
+  /** Mirrors `node.connections` (kept in step by SimNetwork) so the per-delivery check is a field read. */
+  private heldByA = true
+  private heldByB = true
+
   heldBy (node: SimNode): boolean {
-    return node.connections.get(this.other(node).id) === this
+    return node === this.a ? this.heldByA : this.heldByB
+  }
+
+  release (node: SimNode): void {
+    if (node === this.a) this.heldByA = false
+    else this.heldByB = false
   }
 
   rttMs (): number {
@@ -175,6 +184,11 @@ export class SimStream implements FrameStream {
     if (!(frame instanceof Uint8Array)) throw new TypeError('FrameStream.send: frame must be a Uint8Array')
     if (frame.byteLength > MAX_FRAME_BYTES) {
       this.abort(new MessageTooLargeError(frame.byteLength, MAX_FRAME_BYTES, 'frame'))
+      return false
+    }
+    if (this.outbound.length - this.outboundHead >= this.network.maxBufferedFrames) {
+      // Like the libp2p adapter's send-queue bound: a sender far ahead of the link is a bug, not a buffer.
+      this.abort(new StreamOverflowError(`send queue overflow: ${this.network.maxBufferedFrames} frames in flight to ${this.remotePeer}`))
       return false
     }
     this.owner.countSent(frame.byteLength + STREAM_FRAME_OVERHEAD_BYTES)
@@ -345,6 +359,7 @@ export class SimNetwork {
   private lossRate: number
   private readonly linkLoss = new Map<string, number>()
   private nextConnectionId = 1
+  private messageKeys = 0
 
   constructor (options: SimNetworkOptions) {
     this.clock = options.clock
@@ -449,6 +464,7 @@ export class SimNetwork {
     node.crashEpoch++
     const stale = [...node.connections.values()]
     node.connections.clear()
+    for (const connection of stale) connection.release(node)
     node.pendingDials.clear()
     for (const connection of stale) this.refresh(connection)
     Object.assign(node.stats, { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 })
@@ -466,6 +482,11 @@ export class SimNetwork {
     const node = this.nodes.get(nodeId)
     if (node === undefined) throw new Error(`unknown node ${nodeId}`)
     return node
+  }
+
+  /** A number unique in this network for each published message (SimOverlay's seen-cache key). */
+  nextMessageKey (): number {
+    return ++this.messageKeys
   }
 
   // ---- faults ----------------------------------------------------------------------------------
@@ -683,6 +704,7 @@ export class SimNetwork {
     if (!connection.heldBy(node)) return
     const remote = connection.other(node)
     node.connections.delete(remote.id)
+    connection.release(node)
     if (!connection.heldBy(remote)) {
       this.connections.delete(connection)
       if (connection.reapTimer !== undefined) this.clock.clearTimeout(connection.reapTimer)

@@ -137,7 +137,10 @@ export class AbortError extends Error {
 /** A topic message as it travels; one object shared by every hop (never mutated). */
 export interface MessageRpc {
   kind: 'message'
+  /** gossipsub message id: author and sequence number. */
   id: string
+  /** The same identity as a number unique in the network: cheaper map keys for seen-caches. */
+  key: number
   topic: string
   from: PeerId
   data: Uint8Array
@@ -149,8 +152,8 @@ export type GossipRpc =
   | { kind: 'unsubscribe', topic: string }
   | { kind: 'graft', topic: string }
   | { kind: 'prune', topic: string }
-  | { kind: 'ihave', topic: string, ids: string[] }
-  | { kind: 'iwant', ids: string[] }
+  | { kind: 'ihave', topic: string, ids: number[] }
+  | { kind: 'iwant', ids: number[] }
 
 type MessageHandler = (message: OverlayMessage) => void
 type PeerListener = (event: PeerEvent) => void
@@ -224,15 +227,15 @@ export class SimOverlay implements Overlay {
   private readonly peerTopics = new Map<PeerId, Set<string>>()
   private readonly topicPeers = new Map<string, Set<PeerId>>()
   private readonly fanout = new Map<string, FanoutState>()
-  /** message id → expiry; insertion order is expiry order, so pruning walks from the front. */
-  private readonly seen = new Map<string, number>()
-  /** message id → when an IWANT for it may be sent again. */
-  private readonly requested = new Map<string, number>()
+  /** message key → expiry; insertion order is expiry order, so pruning walks from the front. */
+  private readonly seen = new Map<number, number>()
+  /** message key → when an IWANT for it may be sent again. */
+  private readonly requested = new Map<number, number>()
   /** `${topic}\n${peer}` → end of the prune back-off. */
   private readonly backoff = new Map<string, number>()
   /** Message cache: windows of ids, newest first, and the messages themselves (for IWANT). */
-  private history: string[][] = [[]]
-  private readonly cached = new Map<string, MessageRpc>()
+  private history: number[][] = [[]]
+  private readonly cached = new Map<number, MessageRpc>()
   private nextSeqno = 0
   private heartbeatTimer: TimerHandle | undefined
   private readonly runHeartbeat = (): void => { this.heartbeat() }
@@ -302,8 +305,10 @@ export class SimOverlay implements Overlay {
     if (!(data instanceof Uint8Array)) throw new TypeError('publish: data must be a Uint8Array')
     if (data.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(data.byteLength, MAX_MESSAGE_BYTES)
     if (this.node.state !== 'started') throw new OverlayNotRunningError(this.peerId, 'publish')
-    const rpc: MessageRpc = { kind: 'message', id: `${this.peerId}:${++this.nextSeqno}`, topic, from: this.peerId, data: data.slice() }
-    this.markSeen(rpc.id)
+    const rpc: MessageRpc = {
+      kind: 'message', id: `${this.peerId}:${++this.nextSeqno}`, key: this.network.nextMessageKey(), topic, from: this.peerId, data: data.slice()
+    }
+    this.markSeen(rpc.key)
     this.remember(rpc)
     const bytes = rpcBytes(rpc)
     for (const peer of this.publishTargets(topic)) this.network.sendRpc(this.node, peer, rpc, bytes, true)
@@ -398,10 +403,10 @@ export class SimOverlay implements Overlay {
   }
 
   private onMessage (from: PeerId, rpc: MessageRpc): void {
-    if (this.seen.has(rpc.id)) return
+    if (this.seen.has(rpc.key)) return
     const state = this.topics.get(rpc.topic)
     if (state === undefined) return
-    this.markSeen(rpc.id)
+    this.markSeen(rpc.key)
     const validator = this.validators.get(rpc.topic)
     if (validator !== undefined) {
       let verdict: string
@@ -416,10 +421,10 @@ export class SimOverlay implements Overlay {
     callAll(state.handlers, { topic: rpc.topic, from: rpc.from, data: rpc.data.slice() })
   }
 
-  private onIHave (from: PeerId, topic: string, ids: string[]): void {
+  private onIHave (from: PeerId, topic: string, ids: number[]): void {
     if (!this.topics.has(topic)) return
     const now = this.network.clock.now()
-    const wanted: string[] = []
+    const wanted: number[] = []
     for (const id of ids) {
       if (wanted.length >= this.options.maxIHaveIds) break
       if (this.seen.has(id)) continue
@@ -431,7 +436,7 @@ export class SimOverlay implements Overlay {
     if (wanted.length > 0) this.network.sendRpc(this.node, from, { kind: 'iwant', ids: wanted }, RPC_HEADER_BYTES + wanted.length * MESSAGE_ID_BYTES, true)
   }
 
-  private onIWant (from: PeerId, ids: string[]): void {
+  private onIWant (from: PeerId, ids: number[]): void {
     const limit = Math.min(ids.length, this.options.maxIHaveIds)
     for (let i = 0; i < limit; i++) {
       const rpc = this.cached.get(ids[i]!)
@@ -439,8 +444,8 @@ export class SimOverlay implements Overlay {
     }
   }
 
-  private markSeen (id: string): void {
-    this.seen.set(id, this.network.clock.now() + this.options.seenTtlMs)
+  private markSeen (key: number): void {
+    this.seen.set(key, this.network.clock.now() + this.options.seenTtlMs)
     if (this.seen.size > this.options.maxSeenEntries) {
       const oldest = this.seen.keys().next()
       if (oldest.done !== true) this.seen.delete(oldest.value)
@@ -448,8 +453,8 @@ export class SimOverlay implements Overlay {
   }
 
   private remember (rpc: MessageRpc): void {
-    this.history[0]!.push(rpc.id)
-    this.cached.set(rpc.id, rpc)
+    this.history[0]!.push(rpc.key)
+    this.cached.set(rpc.key, rpc)
   }
 
   private addPeerTopic (peer: PeerId, topic: string): void {
@@ -533,7 +538,7 @@ export class SimOverlay implements Overlay {
   /** IHAVE the ids of the last historyGossip windows to up to D_lazy non-mesh topic peers. */
   private emitGossip (): void {
     if (this.options.dLazy === 0) return
-    let byTopic: Map<string, string[]> | undefined
+    let byTopic: Map<string, number[]> | undefined
     for (let w = 0; w < this.options.historyGossip && w < this.history.length; w++) {
       for (const id of this.history[w]!) {
         const rpc = this.cached.get(id)

@@ -170,6 +170,24 @@ test('streams: an oversized frame aborts the stream on both sides', async () => 
   assert.match(errors[1]!.message, /reset/)
 })
 
+test('streams: more than maxBufferedFrames unread frames, or in flight, abort with StreamOverflowError', async () => {
+  const w = world(1, 2, { maxBufferedFrames: 10 })
+  const [a, b] = w.nodes as [SimOverlay, SimOverlay]
+  w.network.connectNow('n0', 'n1')
+  const unread = await openPair(w, a, b, '/unread')
+  const closes: Array<Error | undefined> = []
+  unread.server.onClose((e) => { closes.push(e) })
+  for (let k = 0; k < 11; k++) { unread.client.send(bytes(String(k))); w.clock.advance(25) }
+  w.clock.advance(100)
+  assert.is(closes[0]?.name, 'StreamOverflowError', 'receiver with no onFrame handler')
+  const flood = await openPair(w, a, b, '/flood')
+  flood.server.onFrame(() => {})
+  let accepted = 0
+  while (accepted < 100 && flood.client.send(bytes('x'))) accepted++
+  assert.is(accepted, 10, 'sender: at most maxBufferedFrames in flight')
+  assert.ok(flood.client.closed)
+})
+
 // ---- partitions --------------------------------------------------------------------------------
 
 test('partition: symmetric cut drops both ways, other links unaffected, heal restores, no reap before timeout', async () => {
