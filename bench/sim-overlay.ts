@@ -95,7 +95,7 @@ function gossipQuality (): void {
   const lossy = seeds.map((seed) => oneMessage(1000, seed, 0.1))
   const worst = lossy.some((r) => r.msTo999 === undefined) ? 'never' : Math.max(...lossy.map((r) => r.msTo999!)).toFixed(0)
   console.log(`sim_overlay.gossip_ms_to_99_9pct_1000_nodes_10pct_loss ${worst}`)
-  console.log(`# per seed ${seeds.join(',')}: ${lossy.map((r) => `${r.msTo999 ?? 'never'} ms, coverage ${(r.coverage * 100).toFixed(1)}%`).join('; ')}`)
+  console.log(`# per seed ${seeds.join(',')}: ${lossy.map((r) => `${r.msTo999?.toFixed(0) ?? 'never'} ms, coverage ${(r.coverage * 100).toFixed(1)}%`).join('; ')}`)
   const clean = oneMessage(1000, SEED, 0)
   console.log(`sim_overlay.bytes_sent_per_copy_1000_nodes ${clean.bytesPerCopy.toFixed(2)}`)
   console.log(`# one ${PAYLOAD_BYTES}-byte message, copy = ${RPC_HEADER_BYTES + TOPIC.length + PAYLOAD_BYTES} bytes with header; includes IHAVE/IWANT over the following 10 s`)

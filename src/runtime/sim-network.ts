@@ -202,7 +202,10 @@ export class SimStream implements FrameStream {
     // Frames that arrived before a graceful close are still readable, as on a half-closed stream.
     const replay = this.buffered
     this.buffered = []
-    for (const frame of replay) handler(frame)
+    for (const frame of replay) {
+      if (this.closeError !== undefined) break // aborted meanwhile (e.g. by the handler)
+      handler(frame)
+    }
   }
 
   onClose (handler: (error?: Error) => void): void {
