@@ -71,6 +71,12 @@ export interface PeerEvent {
   peerId: PeerId
 }
 
+/**
+ * Traffic counters. The simulated adapter counts every RPC and frame on the wire, headers and
+ * gossip control included, which is what its bandwidth figures report. The libp2p adapter counts
+ * the payload bytes it publishes and delivers on topics (gossipsub's own framing and control
+ * traffic are not visible to it), so its figures are a lower bound.
+ */
 export interface OverlayStats {
   messagesSent: number
   bytesSent: number
@@ -84,6 +90,7 @@ export interface Overlay {
   start(): Promise<void>
   /** Idempotent; closes every stream and connection. */
   stop(): Promise<void>
+  /** A node never receives its own publications (gossipsub's emitSelf = false). */
   subscribe(topic: string, handler: (message: OverlayMessage) => void): Unsubscribe
   /** Runs before delivery and before forwarding; only 'accept' reaches subscribers. */
   setValidator(topic: string, validator: TopicValidator | undefined): void
