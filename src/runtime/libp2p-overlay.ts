@@ -119,7 +119,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
   readonly peerId: PeerId
   private state: LifecycleState = 'idle'
   private transition: Promise<void> | undefined
-  private controller = new AbortController()
+  private readonly controller = new AbortController()
   private readonly subscriptions = new Map<string, Set<(message: OverlayMessage) => void>>()
   private readonly validators = new Map<string, TopicValidator>()
   private readonly peerListeners = new Set<(event: PeerEvent) => void>()
@@ -179,8 +179,11 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
     const wasIdle = this.state === 'idle'
     this.state = 'stopping'
     this.transition = wasIdle ? Promise.resolve() : this.doStop()
-    await this.transition
-    this.state = 'stopped'
+    try {
+      await this.transition
+    } finally {
+      this.state = 'stopped'
+    }
   }
 
   private async doStop(): Promise<void> {

@@ -640,6 +640,20 @@ peers('key persistence: a restarted node from the same data dir has the same pee
   await waitFor(() => hub.connectedPeers().includes(id), { timeoutMs: READY_TIMEOUT_MS, label: 'hub sees it return' })
 }))
 
+peers('start on a taken listen port rejects naming the address, and leaves nothing running', () => withWorld(async (world) => {
+  const [a] = await world.createNodes(1)
+  const taken = a.multiaddrs()[0].replace(/\/p2p\/.*$/, '')
+  const b = await createLibp2pOverlay({ privateKey: await generateKeyPair('Ed25519'), networkId: 'test', listen: [taken] })
+  try {
+    await b.start()
+    assert.unreachable('must reject')
+  } catch (err) {
+    assert.match((err as Error).message, taken)
+  }
+  assert.equal(b.multiaddrs(), [])
+  await b.stop()
+}))
+
 peers('start and stop are idempotent (also concurrently); a stopped overlay refuses work', () => withWorld(async (world) => {
   const [a] = await world.createNodes(1)
   await Promise.all([a.start(), a.start()])
