@@ -381,7 +381,8 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
       await this.libp2p.peerStore.merge(peer.peerId, { multiaddrs: [peer.address] }, { signal })
       await this.libp2p.dial(peer.peerId, { signal })
     } catch (err) {
-      if (!signal.aborted) this.log.warn('bootstrap dial failed', { peer: peer.peerId.toString(), error: describe(err) })
+      // Expected while peers are still starting; the peer sessions retry with back-off.
+      if (!signal.aborted) this.log.info('bootstrap dial failed', { peer: peer.peerId.toString(), error: describe(err) })
     }
   }
 
