@@ -2,6 +2,7 @@
 // libp2p node. The simulated Overlay models the same contract; test/runtime/overlay-compliance.ts
 // holds both to it.
 import './polyfill.ts'
+import { setMaxListeners } from 'node:events'
 import { TopicValidatorResult, type Message, type PeerId as Libp2pPeerId, type PrivateKey, type Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pushable } from 'it-pushable'
@@ -119,7 +120,8 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
   readonly peerId: PeerId
   private state: LifecycleState = 'idle'
   private transition: Promise<void> | undefined
-  private readonly controller = new AbortController()
+  /** Shared by every dial and stream of this overlay, so it carries many abort listeners at once. */
+  private readonly controller = withListenerLimit(new AbortController())
   private readonly subscriptions = new Map<string, Set<(message: OverlayMessage) => void>>()
   private readonly validators = new Map<string, TopicValidator>()
   private readonly peerListeners = new Set<(event: PeerEvent) => void>()
@@ -763,4 +765,9 @@ function asError(err: unknown): Error {
 
 function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+}
+
+function withListenerLimit (controller: AbortController): AbortController {
+  setMaxListeners(10_000, controller.signal)
+  return controller
 }
