@@ -147,6 +147,37 @@ export interface InspectionEvent {
   detail?: Record<string, unknown>
 }
 
+/** Signs with this node's key (Ed25519 in both worlds). */
+export interface Signer {
+  readonly nodeId: string
+  sign(data: Uint8Array): Uint8Array
+}
+
+/** Verifies other nodes' signatures; knows which key belongs to which node id. */
+export interface Verifier {
+  /** False for a bad signature and for a node whose key is unknown. */
+  verify(nodeId: string, data: Uint8Array, signature: Uint8Array): boolean
+}
+
+export type ProbeTarget =
+  | { kind: 'tcp', host: string, port: number }
+  | { kind: 'http', url: string, expectStatus?: number }
+  | { kind: 'peer', peerId: PeerId }
+
+export interface ProbeResult {
+  ok: boolean
+  /** Round trip or connect time; meaningful when ok. */
+  latencyMs: number
+  error?: string
+}
+
+/** Health checks. Real: sockets and HTTP; simulated: the world's service table and network. */
+export interface Prober {
+  probe(target: ProbeTarget, options: { timeoutMs: number, signal?: AbortSignal }): Promise<ProbeResult>
+  /** Ask `via` to probe a peer for us (SWIM's indirect probe, ping-req). */
+  probeVia(via: PeerId, target: PeerId, options: { timeoutMs: number, signal?: AbortSignal }): Promise<ProbeResult>
+}
+
 export interface Inspector {
   emit(event: InspectionEvent): void
 }
