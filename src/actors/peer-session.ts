@@ -35,6 +35,14 @@ export const defaultPeerSessionConfig: PeerSessionConfig = {
   backoff: { minMs: 250, maxMs: 30_000, jitter: 0.25 }
 }
 
+/** What the session tells its host: when routes may flow, when they must be forgotten. */
+export interface SessionListener {
+  established(peer: PeerId): void
+  /** The session left established: every route learned through it is now invalid. */
+  down(peer: PeerId, reason: string): void
+  update(peer: PeerId, payload: Uint8Array): void
+}
+
 /** The narrow port a session needs: open a session stream to its peer. */
 export interface SessionTransport {
   openSession(peer: PeerId, signal: AbortSignal): Promise<FrameStream>
@@ -49,6 +57,7 @@ export interface PeerSessionInput {
   autoStart?: boolean
   config: PeerSessionConfig
   transport: SessionTransport
+  listener?: SessionListener
   clock: Clock
   random: Random
 }
@@ -81,6 +90,8 @@ export type PeerSessionEvent =
   | { type: 'frame.received', frame: SessionFrame }
   | { type: 'frame.invalid', reason: string }
   | { type: 'stream.closed', reason: string }
+  /** Send an UPDATE (routes, reachability) if established; dropped otherwise. */
+  | { type: 'session.send.update', payload: Uint8Array }
 
 /** RFC 6298 §2 smoothing (alpha = 1/8) keeps one slow keepalive from swinging route costs. */
 const RTT_SMOOTHING = 1 / 8
@@ -173,6 +184,17 @@ export const peerSessionMachine = setup({
       capabilities: context.capabilities
     }),
     sendKeepalive: ({ context }) => sendFrame(context, keepaliveFrame(context)),
+    sendUpdate: ({ context, event }) => {
+      if (event.type === 'session.send.update') sendFrame(context, { type: 'update', payload: event.payload })
+    },
+    deliverUpdate: ({ context, event }) => {
+      if (event.type === 'frame.received' && event.frame.type === 'update') context.listener?.update(context.peerId, event.frame.payload)
+    },
+    notifyEstablished: ({ context }) => { context.listener?.established(context.peerId) },
+    notifyDown: ({ context, event }) => {
+      const reason = event.type === 'stream.closed' || event.type === 'frame.invalid' ? event.reason : event.type
+      context.listener?.down(context.peerId, reason)
+    },
     sendClosingNotification: ({ context }) => {
       const closing = context.closing
       if (closing !== undefined) sendFrame(context, { type: 'notification', code: closing.code, subcode: closing.subcode, message: closing.message })
@@ -335,8 +357,10 @@ export const peerSessionMachine = setup({
         },
         established: {
           type: 'parallel',
-          entry: 'markEstablished',
+          entry: ['markEstablished', 'notifyEstablished'],
+          exit: 'notifyDown',
           on: {
+            'session.send.update': { actions: 'sendUpdate' },
             'frame.received': [
               { guard: 'isNotification', target: 'closed', actions: 'countFrame' },
               { guard: 'isOpen', target: 'closing', actions: ['countFrame', { type: 'closeWith', params: { code: NotificationCode.finiteStateMachineError, subcode: 3, message: 'unexpected OPEN', stop: false } }] }
@@ -357,7 +381,7 @@ export const peerSessionMachine = setup({
                     // Any KEEPALIVE or UPDATE restarts the hold timer (RFC 4271 §8.2.2, Established).
                     'frame.received': [
                       { guard: 'isKeepalive', target: 'counting', reenter: true, actions: ['countFrame', 'recordKeepalive'] },
-                      { guard: 'isLiveFrame', target: 'counting', reenter: true, actions: 'countFrame' }
+                      { guard: 'isLiveFrame', target: 'counting', reenter: true, actions: ['countFrame', 'deliverUpdate'] }
                     ]
                   }
                 }

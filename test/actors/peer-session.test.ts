@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createActor, type Actor } from 'xstate'
-import { defaultPeerSessionConfig, peerSessionMachine, sessionStateName, type PeerSessionConfig, type SessionTransport } from '../../src/actors/peer-session.ts'
+import { defaultPeerSessionConfig, peerSessionMachine, sessionStateName, type PeerSessionConfig, type SessionListener, type SessionTransport } from '../../src/actors/peer-session.ts'
 import { VirtualClock } from '../../src/runtime/clock.ts'
 import { createRandom } from '../../src/runtime/random.ts'
 import { encode, NotificationCode, decode } from '../../src/protocols/session-codec.ts'
@@ -19,7 +19,7 @@ interface Harness {
 }
 
 /** Node "a" (smaller id, so it dials) and node "b"; every dial opens a new stream pair. */
-function harness (options: { config?: Partial<PeerSessionConfig>, bConfig?: Partial<PeerSessionConfig>, bNetwork?: string, latencyMs?: number, refuseDials?: number } = {}): Harness {
+function harness (options: { listener?: SessionListener, config?: Partial<PeerSessionConfig>, bConfig?: Partial<PeerSessionConfig>, bNetwork?: string, latencyMs?: number, refuseDials?: number } = {}): Harness {
   const clock = new VirtualClock()
   const random = createRandom(7)
   const pairs: FramePair[] = []
@@ -38,13 +38,13 @@ function harness (options: { config?: Partial<PeerSessionConfig>, bConfig?: Part
     }
   }
   const unused: SessionTransport = { openSession: async () => { throw new Error('b never dials') } }
-  const make = (local: string, peer: string, network: string, config: Partial<PeerSessionConfig>, t: SessionTransport): Session =>
+  const make = (local: string, peer: string, network: string, config: Partial<PeerSessionConfig>, t: SessionTransport, listener?: SessionListener): Session =>
     createActor(peerSessionMachine, {
       clock,
-      input: { localNodeId: local, peerId: peer, networkId: network, config: { ...defaultPeerSessionConfig, ...config }, transport: t, clock, random: random.fork(local) }
+      input: { localNodeId: local, peerId: peer, networkId: network, config: { ...defaultPeerSessionConfig, ...config }, transport: t, clock, random: random.fork(local), ...(listener === undefined ? {} : { listener }) }
     })
   const a = make('a', 'b', 'net', options.config ?? {}, transport)
-  b = make('b', 'a', options.bNetwork ?? 'net', options.bConfig ?? options.config ?? {}, unused)
+  b = make('b', 'a', options.bNetwork ?? 'net', options.bConfig ?? options.config ?? {}, unused, options.listener)
   a.start(); b.start()
   return { clock, a, b, pairs, dials }
 }
@@ -168,6 +168,25 @@ test('peer session: a restarted peer that dials again replaces the dead stream',
   await advance(h.clock, 50)
   assert.equal(opens[0], 'open')
   assert.ok((h.pairs[0]!.b as FrameStream).closed, 'old stream closed')
+})
+
+test('peer session: UPDATEs flow only while established; the listener hears up, updates and down', async () => {
+  const heard: string[] = []
+  const listener: SessionListener = {
+    established: (peer) => heard.push(`up ${peer}`),
+    down: (peer, reason) => heard.push(`down ${peer} ${reason}`),
+    update: (peer, payload) => heard.push(`update ${peer} ${Array.from(payload).join(',')}`)
+  }
+  const h = harness({ listener })
+  h.a.send({ type: 'session.send.update', payload: new Uint8Array([9]) })
+  h.a.send({ type: 'session.start' }); h.b.send({ type: 'session.start' })
+  await advance(h.clock, 100)
+  h.a.send({ type: 'session.send.update', payload: new Uint8Array([1, 2]) })
+  await advance(h.clock, 50)
+  h.pairs[0]!.cut()
+  await advance(h.clock, 3100)
+  assert.equal(heard.slice(0, 2), ['up a', 'update a 1,2'], 'the update sent before establishment was dropped')
+  assert.match(heard[2] ?? '', /^down a xstate\.after\.holdTime/)
 })
 
 test('session codec: OPEN, KEEPALIVE, UPDATE, NOTIFICATION round-trip', () => {
