@@ -13,6 +13,29 @@ export class ConfigError extends Error {
 
 export interface NodeLocation { lat: number, lon: number, region?: string, city?: string }
 
+export type ServiceCheck =
+  | { kind: 'tcp', host: string, port: number }
+  | { kind: 'http', url: string, expectStatus?: number }
+
+/** A service this node serves: it announces `prefix` while `check` passes. */
+export interface ServiceConfig {
+  name: string
+  /** Anycast prefix (CIDR) the service is reached at. */
+  prefix: string
+  check: ServiceCheck
+  /** 0..1000, higher preferred before cost; default 100. */
+  preference: number
+}
+
+export interface ProbePolicyConfig {
+  intervalMs: number
+  timeoutMs: number
+  rise: number
+  fall: number
+}
+
+export const defaultProbePolicy: ProbePolicyConfig = { intervalMs: 500, timeoutMs: 400, rise: 3, fall: 3 }
+
 export interface NodeConfig {
   /** Human name of this node, e.g. "fra". */
   name: string
@@ -25,6 +48,10 @@ export interface NodeConfig {
   statusApi: { host: string, port: number }
   location?: NodeLocation
   session: PeerSessionConfig
+  services: ServiceConfig[]
+  probe: ProbePolicyConfig
+  /** Run a tiny HTTP service on this port whose /health the `api` check can use (demo networks). */
+  demoServicePort?: number
   logLevel: LogLevel
   /** Write the inspection trace (JSONL) of this node's actors here. */
   traceFile?: string
@@ -111,7 +138,61 @@ function parseSession (fields: Fields, value: unknown, field: string): PeerSessi
   return session
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'logLevel', 'traceFile'] as const
+const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
+
+function parseCheck (fields: Fields, value: unknown, field: string): ServiceCheck {
+  const raw = fields.object(value, field, ['kind', 'host', 'port', 'url', 'expectStatus'])
+  const kind = fields.string(raw.kind, join(field, 'kind'))
+  if (kind === 'tcp') {
+    return { kind, host: fields.string(raw.host, join(field, 'host'), { maxLength: 255 }), port: fields.number(raw.port, join(field, 'port'), 1, 65535) }
+  }
+  if (kind === 'http') {
+    const url = fields.string(raw.url, join(field, 'url'), { maxLength: 2048, pattern: /^https?:\/\//, patternHint: 'an http:// or https:// URL' })
+    const check: ServiceCheck = { kind, url }
+    if (raw.expectStatus !== undefined) check.expectStatus = fields.number(raw.expectStatus, join(field, 'expectStatus'), 100, 599)
+    return check
+  }
+  return fields.fail(join(field, 'kind'), `must be "tcp" or "http", got ${JSON.stringify(kind)}`)
+}
+
+function parseServices (fields: Fields, value: unknown): ServiceConfig[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) fields.fail('services', `must be an array, got ${describe(value)}`)
+  if (value.length > 64) fields.fail('services', 'more than 64 entries')
+  const names = new Set<string>()
+  return value.map((item, index) => {
+    const field = `services[${index}]`
+    const raw = fields.object(item, field, ['name', 'prefix', 'check', 'preference'])
+    const name = fields.string(raw.name, join(field, 'name'), { pattern: SERVICE_NAME, patternHint: NAME_HINT })
+    if (names.has(name)) fields.fail(join(field, 'name'), `duplicate service ${JSON.stringify(name)}`)
+    names.add(name)
+    const prefix = fields.string(raw.prefix, join(field, 'prefix'), { pattern: IPV4_CIDR, patternHint: 'an IPv4 CIDR such as 10.42.255.1/32' })
+    const match = IPV4_CIDR.exec(prefix)!
+    if (match.slice(1, 5).some((octet) => Number(octet) > 255) || Number(match[5]) > 32) fields.fail(join(field, 'prefix'), `not a valid IPv4 CIDR: ${JSON.stringify(prefix)}`)
+    if (raw.check === undefined) fields.fail(join(field, 'check'), 'is required')
+    return {
+      name,
+      prefix,
+      check: parseCheck(fields, raw.check, join(field, 'check')),
+      preference: raw.preference === undefined ? 100 : fields.number(raw.preference, join(field, 'preference'), 0, 1000)
+    }
+  })
+}
+
+function parseProbePolicy (fields: Fields, value: unknown): ProbePolicyConfig {
+  const policy = { ...defaultProbePolicy }
+  if (value === undefined) return policy
+  const raw = fields.object(value, 'probe', ['intervalMs', 'timeoutMs', 'rise', 'fall'])
+  if (raw.intervalMs !== undefined) policy.intervalMs = fields.number(raw.intervalMs, 'probe.intervalMs', 50, 600_000)
+  if (raw.timeoutMs !== undefined) policy.timeoutMs = fields.number(raw.timeoutMs, 'probe.timeoutMs', 10, 600_000)
+  if (raw.rise !== undefined) policy.rise = fields.number(raw.rise, 'probe.rise', 1, 100)
+  if (raw.fall !== undefined) policy.fall = fields.number(raw.fall, 'probe.fall', 1, 100)
+  if (policy.timeoutMs > policy.intervalMs) fields.fail('probe.timeoutMs', `must not exceed probe.intervalMs (${policy.intervalMs})`)
+  return policy
+}
+
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -127,8 +208,11 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     bootstrap: raw.bootstrap === undefined ? [] : fields.strings(raw.bootstrap, 'bootstrap', 256),
     statusApi: { host: '127.0.0.1', port: 0 },
     session: parseSession(fields, raw.session, 'session'),
+    services: parseServices(fields, raw.services),
+    probe: parseProbePolicy(fields, raw.probe),
     logLevel: 'info'
   }
+  if (raw.demoServicePort !== undefined) config.demoServicePort = fields.number(raw.demoServicePort, 'demoServicePort', 0, 65535)
   config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })
   config.bootstrap.forEach((address, index) => {
     if (!MULTIADDR.test(address) || !address.includes('/p2p/')) fields.fail(`bootstrap[${index}]`, `must be a multiaddr ending in /p2p/<peer id>, got ${JSON.stringify(address)}`)
