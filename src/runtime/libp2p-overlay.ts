@@ -1,39 +1,23 @@
 // The production Overlay: gossipsub topics, framed per-peer streams, peer events and RTT over a real
 // libp2p node. The simulated Overlay models the same contract; test/runtime/overlay-compliance.ts
-// holds both to it.
+// holds both to it. Stream framing is in libp2p-frame-stream.ts, RTT probing in libp2p-rtt.ts.
 import './polyfill.ts'
 import { setMaxListeners } from 'node:events'
 import { TopicValidatorResult, type Message, type PeerId as Libp2pPeerId, type PrivateKey, type Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { pushable } from 'it-pushable'
-import * as lp from 'it-length-prefixed'
-import { pipe } from 'it-pipe'
+import { Libp2pFrameStream, linkedSignal } from './libp2p-frame-stream.ts'
 import {
   createLibp2pNode, parseBootstrapList, type BootstrapPeer, type OverlayLibp2p, type PubsubOptions
 } from './libp2p-node.ts'
+import { DEFAULT_RTT_INTERVAL_MS, RTT_PROTOCOL, RttProber, serveRttEcho } from './libp2p-rtt.ts'
 import { peerIdFromKey } from './node-key.ts'
 import {
-  MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, type FrameStream, type Logger, type Overlay, type OverlayMessage,
+  MessageTooLargeError, OverlayNotRunningError, UnsupportedProtocolError, describeError
+} from './overlay-errors.ts'
+import {
+  MAX_MESSAGE_BYTES, type FrameStream, type Logger, type Overlay, type OverlayMessage,
   type OverlayStats, type PeerEvent, type PeerId, type TopicValidator, type Unsubscribe, type ValidationResult
 } from './ports.ts'
-
-export const DEFAULT_RTT_INTERVAL_MS = 1000
-/** Frames received before the owner sets onFrame; more than this aborts the stream. */
-export const MAX_BUFFERED_FRAMES = 1000
-/** Frames queued for sending but not yet written; more than this aborts the stream. */
-export const MAX_QUEUED_FRAMES = 1000
-export const MAX_QUEUED_BYTES = 4 * 1024 * 1024
-/** How long a graceful close waits for queued frames to flush before resetting the stream. */
-const CLOSE_TIMEOUT_MS = 2000
-/**
- * RTT probes ride a long-lived echo stream per peer (8-byte nonces timed with performance.now()).
- * libp2p's ping service opens a new stream per ping and reports whole milliseconds including
- * protocol negotiation, so on a LAN it reads 0-2 ms whatever the real RTT is.
- */
-export const RTT_PROTOCOL = '/form-anycast/rtt/1.0.0'
-const RTT_PROBE_BYTES = 8
-/** A probe unanswered for this long (or the RTT interval, if longer) counts as lost. */
-const MIN_PROBE_TIMEOUT_MS = 5000
 
 export interface Libp2pOverlayInit {
   privateKey: PrivateKey
@@ -59,37 +43,6 @@ export interface Libp2pOverlay extends Overlay {
   meshPeers(topic: string): PeerId[]
   /** The underlying node, for diagnostics and tests (e.g. to simulate a crash). */
   readonly libp2p: OverlayLibp2p
-}
-
-/** openStream: the remote peer does not serve the protocol. */
-export class UnsupportedProtocolError extends Error {
-  override name = 'UnsupportedProtocolError'
-  constructor(readonly peer: PeerId, readonly protocol: string, options?: { cause?: unknown }) {
-    super(`peer ${peer} does not support protocol ${protocol}`, options)
-  }
-}
-
-/** publish or send: the payload exceeds MAX_MESSAGE_BYTES / MAX_FRAME_BYTES. */
-export class MessageTooLargeError extends Error {
-  override name = 'MessageTooLargeError'
-  constructor(readonly sizeBytes: number, readonly limitBytes: number) {
-    super(`payload of ${sizeBytes} bytes exceeds the ${limitBytes}-byte limit`)
-  }
-}
-
-/** A stream's receive buffer or send queue passed its bound; the stream was aborted. */
-export class StreamOverflowError extends Error {
-  override name = 'StreamOverflowError'
-}
-
-/** A stream was shut underneath its owner because its connection went away (no clean close). */
-export class ConnectionLostError extends Error {
-  override name = 'ConnectionLostError'
-}
-
-/** publish/openStream/dial on an overlay that is not running. */
-export class OverlayNotRunningError extends Error {
-  override name = 'OverlayNotRunningError'
 }
 
 const silentLogger: Logger = {
@@ -241,7 +194,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
   }
 
   async publish(topic: string, data: Uint8Array): Promise<void> {
-    if (data.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(data.byteLength, MAX_MESSAGE_BYTES)
+    if (data.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(data.byteLength, MAX_MESSAGE_BYTES, 'message')
     this.requireRunning('publish')
     // allowPublishToZeroTopicPeers: no listener yet is not an error.
     await this.libp2p.services.pubsub.publish(topic, data)
@@ -281,7 +234,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
     try {
       return toTopicValidatorResult(validator({ topic, from: message.from.toString(), data: message.data }))
     } catch (err) {
-      this.log.error('topic validator threw; rejecting message', { topic, error: describe(err) })
+      this.log.error('topic validator threw; rejecting message', { topic, error: describeError(err) })
       return TopicValidatorResult.Reject
     }
   }
@@ -298,7 +251,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
       try {
         handler(delivered)
       } catch (err) {
-        this.log.error('subscriber threw', { topic: message.topic, error: describe(err) })
+        this.log.error('subscriber threw', { topic: message.topic, error: describeError(err) })
       }
     }
   }
@@ -320,16 +273,16 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
       try {
         handler(frameStream)
       } catch (err) {
-        this.log.error('stream handler threw; closing stream', { protocol, error: describe(err) })
+        this.log.error('stream handler threw; closing stream', { protocol, error: describeError(err) })
         frameStream.close()
       }
     }, { force: true })
-    registering.catch((err: unknown) => this.log.error('could not register protocol', { protocol, error: describe(err) }))
+    registering.catch((err: unknown) => this.log.error('could not register protocol', { protocol, error: describeError(err) }))
   }
 
   unhandleStream(protocol: string): void {
     this.libp2p.unhandle(protocol).catch((err: unknown) => {
-      this.log.error('could not unregister protocol', { protocol, error: describe(err) })
+      this.log.error('could not unregister protocol', { protocol, error: describeError(err) })
     })
   }
 
@@ -384,7 +337,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
       await this.libp2p.dial(peer.peerId, { signal })
     } catch (err) {
       // Expected while peers are still starting; the peer sessions retry with back-off.
-      if (!signal.aborted) this.log.info('bootstrap dial failed', { peer: peer.peerId.toString(), error: describe(err) })
+      if (!signal.aborted) this.log.info('bootstrap dial failed', { peer: peer.peerId.toString(), error: describeError(err) })
     }
   }
 
@@ -414,7 +367,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
       try {
         listener(event)
       } catch (err) {
-        this.log.error('peer event listener threw', { event: event.type, error: describe(err) })
+        this.log.error('peer event listener threw', { event: event.type, error: describeError(err) })
       }
     }
   }
@@ -423,300 +376,6 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
 
   rttMs(peer: PeerId): number | undefined {
     return this.rtt.rttMs(peer)
-  }
-}
-
-interface RttProberComponents {
-  intervalMs: number
-  connectedPeers(): PeerId[]
-  openStream(peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<FrameStream>
-  log: Logger
-}
-
-interface RttProbe {
-  stream: FrameStream | undefined
-  nonce: bigint
-  sentAtMs: number | undefined
-}
-
-/** The echo side of RTT_PROTOCOL: return each probe as is; anything else ends the stream. */
-function serveRttEcho(stream: FrameStream): void {
-  stream.onFrame((frame) => {
-    if (frame.byteLength === RTT_PROBE_BYTES) stream.send(frame)
-    else stream.close()
-  })
-}
-
-/**
- * Every intervalMs, one probe per connected peer over that peer's echo stream; at most one probe
- * outstanding per peer. Keeps the latest RTT; forgets it when the peer disconnects.
- */
-class RttProber {
-  private readonly probes = new Map<PeerId, RttProbe>()
-  private readonly rtts = new Map<PeerId, number>()
-  /** Peers that do not serve RTT_PROTOCOL (not form-anycast nodes); retried after a reconnect. */
-  private readonly unsupported = new Set<PeerId>()
-  private timer: NodeJS.Timeout | undefined
-  private signal: AbortSignal | undefined
-  private nextNonce = 0n
-
-  constructor(private readonly components: RttProberComponents) {}
-
-  private get probeTimeoutMs(): number {
-    return Math.max(MIN_PROBE_TIMEOUT_MS, this.components.intervalMs)
-  }
-
-  start(signal: AbortSignal): void {
-    this.signal = signal
-    for (const peer of this.components.connectedPeers()) void this.probe(peer)
-    this.schedule()
-  }
-
-  stop(): void {
-    clearTimeout(this.timer)
-    this.timer = undefined
-    for (const probe of this.probes.values()) probe.stream?.close()
-    this.probes.clear()
-    this.rtts.clear()
-  }
-
-  rttMs(peer: PeerId): number | undefined {
-    return this.rtts.get(peer)
-  }
-
-  peerConnected(peer: PeerId): void {
-    void this.probe(peer)
-  }
-
-  peerDisconnected(peer: PeerId): void {
-    this.probes.get(peer)?.stream?.close()
-    this.probes.delete(peer)
-    this.rtts.delete(peer)
-    this.unsupported.delete(peer)
-  }
-
-  private schedule(): void {
-    if (this.signal === undefined || this.signal.aborted) return
-    this.timer = setTimeout(() => {
-      for (const peer of this.components.connectedPeers()) void this.probe(peer)
-      this.schedule()
-    }, this.components.intervalMs)
-    this.timer.unref()
-  }
-
-  /** Never rejects. */
-  private async probe(peer: PeerId): Promise<void> {
-    const signal = this.signal
-    if (signal === undefined || signal.aborted || this.unsupported.has(peer)) return
-    const existing = this.probes.get(peer)
-    if (existing === undefined) {
-      await this.openProbe(peer, signal)
-      return
-    }
-    if (existing.stream === undefined) return // still opening
-    if (existing.sentAtMs !== undefined) {
-      if (performance.now() - existing.sentAtMs < this.probeTimeoutMs) return
-      this.components.log.debug('rtt probe lost; reopening the echo stream', { peer })
-      existing.stream.close()
-      this.probes.delete(peer)
-      return
-    }
-    existing.nonce = this.nextNonce++
-    const frame = new Uint8Array(RTT_PROBE_BYTES)
-    new DataView(frame.buffer).setBigUint64(0, existing.nonce)
-    existing.sentAtMs = performance.now()
-    existing.stream.send(frame)
-  }
-
-  private async openProbe(peer: PeerId, signal: AbortSignal): Promise<void> {
-    const probe: RttProbe = { stream: undefined, nonce: -1n, sentAtMs: undefined }
-    this.probes.set(peer, probe)
-    let stream: FrameStream
-    try {
-      stream = await this.components.openStream(peer, RTT_PROTOCOL, { signal })
-    } catch (err) {
-      if (this.probes.get(peer) === probe) this.probes.delete(peer)
-      if (err instanceof UnsupportedProtocolError) this.unsupported.add(peer)
-      if (!signal.aborted) this.components.log.debug('cannot open rtt stream', { peer, error: describe(err) })
-      return
-    }
-    if (this.probes.get(peer) !== probe || signal.aborted) {
-      stream.close() // the peer left (or we stopped) while the stream was opening
-      return
-    }
-    probe.stream = stream
-    stream.onFrame((frame) => this.onEcho(peer, probe, frame))
-    stream.onClose(() => { if (this.probes.get(peer) === probe) this.probes.delete(peer) })
-    await this.probe(peer)
-  }
-
-  private onEcho(peer: PeerId, probe: RttProbe, frame: Uint8Array): void {
-    if (probe.sentAtMs === undefined || frame.byteLength !== RTT_PROBE_BYTES) return
-    if (new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getBigUint64(0) !== probe.nonce) return
-    this.rtts.set(peer, performance.now() - probe.sentAtMs)
-    probe.sentAtMs = undefined
-  }
-}
-
-/**
- * A libp2p stream as a FrameStream: varint length-prefixed frames (it-length-prefixed) in both
- * directions, a bounded send queue, a bounded buffer until onFrame is set, and exactly one onClose.
- */
-class Libp2pFrameStream implements FrameStream {
-  private readonly outbound = pushable<Uint8Array>({ objectMode: true })
-  /** Our own counts: pushable's readableLength is in bytes whenever items have a byteLength. */
-  private queuedFrames = 0
-  private queuedBytes = 0
-  private frameHandler: ((frame: Uint8Array) => void) | undefined
-  private closeHandler: ((error?: Error) => void) | undefined
-  private buffered: Uint8Array[] = []
-  /** Set once, when the stream ends for any reason. */
-  private ending: { error: Error | undefined } | undefined
-  private writing: Promise<void> = Promise.resolve()
-  private settled: Promise<void> = Promise.resolve()
-
-  constructor(
-    private readonly stream: Stream,
-    readonly remotePeer: PeerId,
-    readonly protocol: string,
-    private readonly log: Logger,
-    private readonly onEnded: () => void
-  ) {}
-
-  get closed(): boolean {
-    return this.ending !== undefined
-  }
-
-  start(): void {
-    this.writing = pipe(this.drainOutbound(), (source) => lp.encode(source), this.stream.sink)
-    this.writing.catch((err: unknown) => this.end(asError(err)))
-    const reading = pipe(
-      this.stream.source,
-      (source) => lp.decode(source, { maxDataLength: MAX_FRAME_BYTES }),
-      async (frames) => {
-        for await (const frame of frames) this.receive(frame.subarray())
-      }
-    )
-    // The remote finishing its side ends the conversation: FrameStream has no half-close. A clean
-    // remote close leaves our stream 'open'; if the muxer already began closing it, the connection
-    // ended under us (for instance the peer crashed and its kernel closed the socket).
-    reading.then(() => {
-      this.end(this.stream.status === 'open' ? undefined : new ConnectionLostError(`connection to ${this.remotePeer} closed`))
-    }, (err: unknown) => this.end(asError(err)))
-  }
-
-  send(frame: Uint8Array): boolean {
-    if (this.ending !== undefined) return false
-    if (frame.byteLength > MAX_FRAME_BYTES) {
-      this.end(new MessageTooLargeError(frame.byteLength, MAX_FRAME_BYTES))
-      return false
-    }
-    if (this.queuedFrames >= MAX_QUEUED_FRAMES || this.queuedBytes + frame.byteLength > MAX_QUEUED_BYTES) {
-      this.end(new StreamOverflowError(`send queue full (${this.queuedFrames} frames, ${this.queuedBytes} bytes)`))
-      return false
-    }
-    this.queuedFrames++
-    this.queuedBytes += frame.byteLength
-    this.outbound.push(frame)
-    return true
-  }
-
-  onFrame(handler: (frame: Uint8Array) => void): void {
-    this.frameHandler = handler
-    const backlog = this.buffered
-    this.buffered = []
-    // Frames that arrived before the handler was set were received; deliver them even if the
-    // stream has since ended, before onClose (which is reported asynchronously).
-    for (const frame of backlog) this.deliver(frame)
-  }
-
-  /** Each handler hears the close once, including one set after the stream ended. */
-  onClose(handler: (error?: Error) => void): void {
-    this.closeHandler = handler
-    if (this.ending !== undefined) this.reportClose(handler)
-  }
-
-  close(): void {
-    this.end(undefined)
-  }
-
-  /** Close and wait (bounded by CLOSE_TIMEOUT_MS) until the remote has seen it. */
-  async closeAndSettle(): Promise<void> {
-    this.end(undefined)
-    await this.settled
-  }
-
-  private async * drainOutbound(): AsyncGenerator<Uint8Array> {
-    for await (const frame of this.outbound) {
-      this.queuedFrames--
-      this.queuedBytes -= frame.byteLength
-      yield frame
-    }
-  }
-
-  private receive(frame: Uint8Array): void {
-    if (this.ending !== undefined) return
-    if (this.frameHandler !== undefined) {
-      this.deliver(frame)
-      return
-    }
-    if (this.buffered.length >= MAX_BUFFERED_FRAMES) {
-      this.end(new StreamOverflowError(`more than ${MAX_BUFFERED_FRAMES} frames arrived before onFrame was set`))
-      return
-    }
-    this.buffered.push(frame)
-  }
-
-  private deliver(frame: Uint8Array): void {
-    try {
-      this.frameHandler?.(frame)
-    } catch (err) {
-      this.log.error('frame handler threw', { error: describe(err) })
-    }
-  }
-
-  /** The single exit: local close, remote close, reset, connection death, or a broken bound. */
-  private end(error: Error | undefined): void {
-    if (this.ending !== undefined) return
-    this.ending = { error }
-    this.outbound.end()
-    this.onEnded()
-    if (error === undefined) {
-      this.settled = this.closeGracefully()
-    } else {
-      this.log.debug('stream ended with error', { error: error.message })
-      this.stream.abort(error)
-    }
-    if (this.closeHandler !== undefined) this.reportClose(this.closeHandler)
-  }
-
-  /** Let queued frames flush, then close both ends; reset if that takes too long. Never rejects. */
-  private async closeGracefully(): Promise<void> {
-    // An aborted or reset stream has nothing left to flush, and its sink may never settle (an
-    // inbound stream's sink is multistream-select's wrapper, which does not end on abort).
-    if (this.stream.status !== 'open') return
-    const deadline = linkedSignal([], CLOSE_TIMEOUT_MS)
-    const timedOut = new Promise<void>((resolve) => deadline.signal.addEventListener('abort', () => resolve(), { once: true }))
-    try {
-      await Promise.race([this.writing.catch(() => undefined), timedOut])
-      if (deadline.signal.aborted) throw new Error(`queued frames did not flush within ${CLOSE_TIMEOUT_MS} ms`)
-      await this.stream.close({ signal: deadline.signal })
-    } catch (err) {
-      this.stream.abort(asError(err))
-    } finally {
-      deadline.dispose()
-    }
-  }
-
-  private reportClose(handler: (error?: Error) => void): void {
-    const error = this.ending?.error
-    queueMicrotask(() => {
-      try {
-        handler(error)
-      } catch (err) {
-        this.log.error('close handler threw', { error: describe(err) })
-      }
-    })
   }
 }
 
@@ -734,37 +393,6 @@ function parsePeerId(peer: PeerId): Libp2pPeerId {
   } catch (err) {
     throw new TypeError(`invalid peer id "${peer}"`, { cause: err })
   }
-}
-
-/**
- * One signal that aborts when any input does (or after timeoutMs). Unlike AbortSignal.any on
- * Node 20, dispose() detaches from the long-lived inputs, so per-call signals are not retained.
- */
-function linkedSignal(inputs: Array<AbortSignal | undefined>, timeoutMs?: number): { signal: AbortSignal, dispose: () => void } {
-  const controller = new AbortController()
-  const detach: Array<() => void> = []
-  const abort = (reason: unknown): void => { if (!controller.signal.aborted) controller.abort(reason) }
-  for (const input of inputs) {
-    if (input === undefined) continue
-    if (input.aborted) { abort(input.reason); continue }
-    const onAbort = (): void => abort(input.reason)
-    input.addEventListener('abort', onAbort, { once: true })
-    detach.push(() => input.removeEventListener('abort', onAbort))
-  }
-  if (timeoutMs !== undefined) {
-    const timer = setTimeout(() => abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)
-    timer.unref()
-    detach.push(() => clearTimeout(timer))
-  }
-  return { signal: controller.signal, dispose: () => { for (const undo of detach) undo() } }
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err))
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
 }
 
 function withListenerLimit (controller: AbortController): AbortController {

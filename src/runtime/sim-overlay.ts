@@ -18,6 +18,7 @@ import type {
   TopicValidator, Unsubscribe
 } from './ports.ts'
 import { MAX_MESSAGE_BYTES } from './ports.ts'
+import { MessageTooLargeError, OverlayNotRunningError } from './overlay-errors.ts'
 import type { SimNetwork, SimNode, SimNodeHooks } from './sim-network.ts'
 
 /** Estimated bytes of RPC framing, signature and ids around a payload (gossipsub protobuf + yamux). */
@@ -78,31 +79,12 @@ export function resolveGossipOptions (partial: Partial<GossipOptions> = {}): Gos
   return options
 }
 
-/** Names match the libp2p adapter's errors, so callers can branch on `error.name` in both worlds. */
-export class OverlayNotRunningError extends Error {
-  override name = 'OverlayNotRunningError'
-  constructor (readonly peerId: PeerId, operation: string) {
-    super(`overlay ${peerId} is not running: cannot ${operation}`)
-  }
+/** The simulated adapter's wording of OverlayNotRunningError; it names the node that refused. */
+export function overlayNotRunning (peerId: PeerId, operation: string): OverlayNotRunningError {
+  return new OverlayNotRunningError(`overlay ${peerId} is not running: cannot ${operation}`, { peerId })
 }
 
-/** publish or send: the payload exceeds MAX_MESSAGE_BYTES / MAX_FRAME_BYTES. */
-export class MessageTooLargeError extends Error {
-  override name = 'MessageTooLargeError'
-  constructor (readonly sizeBytes: number, readonly limitBytes: number, what: 'message' | 'frame' = 'message') {
-    super(`${what} of ${sizeBytes} bytes is too large: it exceeds the ${limitBytes}-byte limit (${what === 'message' ? 'MAX_MESSAGE_BYTES' : 'MAX_FRAME_BYTES; stream aborted'})`)
-  }
-}
-
-/** A stream's receive buffer passed its bound; the stream was aborted. */
-export class StreamOverflowError extends Error {
-  override name = 'StreamOverflowError'
-}
-
-/** A stream was shut because its connection went away (timeout, reset), not by a clean close. */
-export class ConnectionLostError extends Error {
-  override name = 'ConnectionLostError'
-}
+// The errors below only the simulated adapter raises; the shared ones are in overlay-errors.ts.
 
 /** The remote end aborted the stream (e.g. it tried to send an oversized frame). */
 export class StreamResetError extends Error {
@@ -113,13 +95,6 @@ export class DialError extends Error {
   override name = 'DialError'
   constructor (readonly peerId: PeerId, readonly reason: 'unreachable' | 'refused' | 'unknown-peer' | 'self' | 'stopped', detail: string) {
     super(`dial ${peerId} failed (${reason}): ${detail}`)
-  }
-}
-
-export class UnsupportedProtocolError extends Error {
-  override name = 'UnsupportedProtocolError'
-  constructor (readonly protocol: string, readonly peerId: PeerId) {
-    super(`protocol ${protocol} is not supported by peer ${peerId} (no handler registered)`)
   }
 }
 
@@ -303,8 +278,8 @@ export class SimOverlay implements Overlay {
   async publish (topic: string, data: Uint8Array): Promise<void> {
     checkTopic(topic)
     if (!(data instanceof Uint8Array)) throw new TypeError('publish: data must be a Uint8Array')
-    if (data.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(data.byteLength, MAX_MESSAGE_BYTES)
-    if (this.node.state !== 'started') throw new OverlayNotRunningError(this.peerId, 'publish')
+    if (data.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(data.byteLength, MAX_MESSAGE_BYTES, 'message')
+    if (this.node.state !== 'started') throw overlayNotRunning(this.peerId, 'publish')
     const rpc: MessageRpc = {
       kind: 'message', id: `${this.peerId}:${++this.nextSeqno}`, key: this.network.nextMessageKey(), topic, from: this.peerId, data: data.slice()
     }
@@ -602,12 +577,12 @@ export class SimOverlay implements Overlay {
 
   async openStream (peer: PeerId, protocol: string, options: { signal?: AbortSignal } = {}): Promise<FrameStream> {
     if (typeof protocol !== 'string' || protocol.length === 0) throw new TypeError('openStream: protocol must be a non-empty string')
-    if (this.node.state !== 'started') throw new OverlayNotRunningError(this.peerId, 'openStream')
+    if (this.node.state !== 'started') throw overlayNotRunning(this.peerId, 'openStream')
     return await this.network.openStream(this.node, peer, protocol, options.signal)
   }
 
   async dial (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.node.state !== 'started') throw new OverlayNotRunningError(this.peerId, 'dial')
+    if (this.node.state !== 'started') throw overlayNotRunning(this.peerId, 'dial')
     await this.network.dial(this.node, peer, options.signal)
   }
 
