@@ -1,0 +1,399 @@
+// The anycast route table of one node: the latest announcement per (prefix, origin), how this node
+// reaches each origin (its own RTT measurements and its neighbours' reach reports), and the best
+// origin per prefix computed on demand with best-path.ts. A pure data structure: no timers and no
+// clock, callers pass `nowMs`. Every mutator reports the prefixes whose selection inputs changed so
+// the caller can re-run selection (or publish) for just those.
+//
+// Freshness follows BGP's implicit withdrawal (RFC 4271 §3.1) with a sequence number per
+// (origin, prefix), as link-state protocols do (OSPF LS sequence numbers, RFC 2328 §12.1.6): a
+// newer seq replaces, an equal seq is a duplicate, an older one is stale. A withdrawal, an expiry
+// and an invalidation all leave a tombstone holding the seq, so an older announcement replayed
+// later is still recognised as stale; a tombstone is forgotten one ttl after the announcement
+// lapsed (so a live record is remembered for at most 2 × ttl after receipt).
+import { validateAnnouncement, validateReachReport } from './announcement-codec.ts'
+import { bestPath, directPath, localPath, relayPath, selectBestPath } from './best-path.ts'
+import type { ReachReport, RouteAnnouncement, RouteCandidate, RouteEntry, RoutePath, SignedAnnouncement } from './routes.ts'
+
+export const DEFAULT_MAX_PREFIXES = 65_536
+export const DEFAULT_MAX_ORIGINS_PER_PREFIX = 1_024
+export const DEFAULT_MAX_NEIGHBOURS = 1_024
+
+export interface RouteTableOptions {
+  /** This node's id: its own announcements get a local path, and paths through it are loops. */
+  self: string
+  maxPrefixes?: number
+  maxOriginsPerPrefix?: number
+  maxNeighbours?: number
+}
+
+export type ApplyRejection = 'stale' | 'duplicate' | 'withdrawn-unknown' | 'table-full'
+
+export interface ApplyResult {
+  /** True when the announcement is now the latest from its origin for its prefix and it changed the routes. */
+  accepted: boolean
+  reason?: ApplyRejection
+  /** Set when the prefix's selection inputs changed (not for a refresh that only bumps seq). */
+  changedPrefix?: string
+}
+
+export interface RouteTableStats {
+  prefixes: number
+  liveAnnouncements: number
+  tombstones: number
+  neighbours: number
+  /** Announcements dropped because the table was at its prefix or per-prefix origin bound. */
+  droppedTableFull: number
+  /** Reach reports ignored: reported by another node than the neighbour, or too many neighbours. */
+  droppedReachReports: number
+}
+
+type RecordState = 'live' | 'withdrawn' | 'suppressed'
+
+interface OriginRecord {
+  signed: SignedAnnouncement
+  state: RecordState
+  receivedAtMs: number
+  /** Live: when it lapses (receipt + ttl). Tombstone: when it is forgotten. */
+  expiresAtMs: number
+}
+
+interface PrefixState {
+  records: Map<string, OriginRecord>
+  live: number
+}
+
+interface NeighbourReach {
+  rttMs: number
+  seq: number
+  entries: Map<string, number>
+}
+
+function compareText (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function samePath (a: RoutePath | undefined, b: RoutePath | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return a.costMs === b.costMs && a.hops.length === b.hops.length && a.hops.every((hop, index) => hop === b.hops[index])
+}
+
+function sameContent (a: RouteAnnouncement, b: RouteAnnouncement): boolean {
+  const x = a.attributes
+  const y = b.attributes
+  return a.service === b.service && x.health === y.health && x.preference === y.preference && x.load === y.load &&
+    x.ttlMs === y.ttlMs && x.location?.lat === y.location?.lat && x.location?.lon === y.location?.lon &&
+    x.location?.region === y.location?.region && (x.location === undefined) === (y.location === undefined)
+}
+
+function checkRtt (rttMs: number, what: string): void {
+  if (!Number.isFinite(rttMs) || rttMs < 0) throw new RangeError(`${what} must be a finite number ≥ 0, not ${rttMs}`)
+}
+
+/** FNV-1a, 64-bit, on two 32-bit halves (no BigInt on the hot path): prime 2^40 + 0x1b3. */
+export function fnv1a64 (bytes: Uint8Array): string {
+  let hi = 0xcbf29ce4
+  let lo = 0x84222325
+  for (const byte of bytes) {
+    lo ^= byte
+    const low = (lo >>> 0) * 0x1b3
+    hi = (Math.imul(hi, 0x1b3) + Math.floor(low / 0x1_0000_0000) + (lo << 8)) >>> 0
+    lo = low >>> 0
+  }
+  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0')
+}
+
+export class RouteTable {
+  readonly self: string
+  private readonly maxPrefixes: number
+  private readonly maxOriginsPerPrefix: number
+  private readonly maxNeighbours: number
+  private readonly prefixes = new Map<string, PrefixState>()
+  /** Live records only: origin → prefixes it currently announces. */
+  private readonly prefixesByOrigin = new Map<string, Set<string>>()
+  private readonly direct = new Map<string, number>()
+  private readonly neighbours = new Map<string, NeighbourReach>()
+  private readonly relaysByOrigin = new Map<string, Set<string>>()
+  /** A lower bound on every record's expiresAtMs, so expire() is O(1) when nothing is due. */
+  private earliestExpiryMs = Infinity
+  private droppedTableFull = 0
+  private droppedReachReports = 0
+
+  constructor (options: RouteTableOptions) {
+    this.self = options.self
+    this.maxPrefixes = options.maxPrefixes ?? DEFAULT_MAX_PREFIXES
+    this.maxOriginsPerPrefix = options.maxOriginsPerPrefix ?? DEFAULT_MAX_ORIGINS_PER_PREFIX
+    this.maxNeighbours = options.maxNeighbours ?? DEFAULT_MAX_NEIGHBOURS
+  }
+
+  // --- announcements ----------------------------------------------------------------------------
+
+  /**
+   * Record a verified announcement received at `nowMs`. Newer seq supersedes; equal seq is a
+   * duplicate; older is stale. A withdrawal of a live candidate removes it (and is accepted); a
+   * withdrawal of anything else is 'withdrawn-unknown' but its seq is still remembered. Throws
+   * AnnouncementError for an invalid announcement (callers decode and verify first).
+   */
+  applyAnnouncement (signed: SignedAnnouncement, nowMs: number): ApplyResult {
+    const a = signed.announcement
+    validateAnnouncement(a)
+    const state = this.prefixes.get(a.prefix)
+    const existing = state?.records.get(a.origin)
+    if (existing !== undefined) {
+      const knownSeq = existing.signed.announcement.seq
+      if (a.seq < knownSeq) return { accepted: false, reason: 'stale' }
+      if (a.seq === knownSeq) return { accepted: false, reason: 'duplicate' }
+    } else if (state === undefined ? this.prefixes.size >= this.maxPrefixes : state.records.size >= this.maxOriginsPerPrefix) {
+      this.droppedTableFull++
+      return { accepted: false, reason: 'table-full' }
+    }
+    const wasLive = existing?.state === 'live'
+    const record: OriginRecord = { signed, state: a.withdrawn ? 'withdrawn' : 'live', receivedAtMs: nowMs, expiresAtMs: nowMs + a.attributes.ttlMs }
+    this.store(a.prefix, a.origin, record, state)
+    if (a.withdrawn) return wasLive ? { accepted: true, changedPrefix: a.prefix } : { accepted: false, reason: 'withdrawn-unknown' }
+    const changed = !wasLive || !sameContent(existing.signed.announcement, a)
+    return changed ? { accepted: true, changedPrefix: a.prefix } : { accepted: true }
+  }
+
+  private store (prefix: string, origin: string, record: OriginRecord, known: PrefixState | undefined): void {
+    const state = known ?? { records: new Map(), live: 0 }
+    if (known === undefined) this.prefixes.set(prefix, state)
+    const previous = state.records.get(origin)
+    if (previous?.state === 'live') this.unlink(prefix, origin, state)
+    state.records.set(origin, record)
+    if (record.state === 'live') {
+      state.live++
+      let set = this.prefixesByOrigin.get(origin)
+      if (set === undefined) this.prefixesByOrigin.set(origin, set = new Set())
+      set.add(prefix)
+    }
+    this.earliestExpiryMs = Math.min(this.earliestExpiryMs, record.expiresAtMs)
+  }
+
+  /** Drop a live record from the live count and the origin index (the record itself stays). */
+  private unlink (prefix: string, origin: string, state: PrefixState): void {
+    state.live--
+    const set = this.prefixesByOrigin.get(origin)
+    set?.delete(prefix)
+    if (set?.size === 0) this.prefixesByOrigin.delete(origin)
+  }
+
+  /** Turn a live record into a tombstone that remembers its seq until one ttl after it lapsed. */
+  private suppress (prefix: string, origin: string, state: PrefixState, record: OriginRecord): void {
+    this.unlink(prefix, origin, state)
+    record.state = 'suppressed'
+    record.expiresAtMs = record.receivedAtMs + 2 * record.signed.announcement.attributes.ttlMs
+  }
+
+  /**
+   * Age out announcements not refreshed within their ttl since receipt (a record received at t
+   * with ttl T lapses at nowMs ≥ t + T) and forget old tombstones. Returns the prefixes that lost
+   * a candidate, sorted.
+   */
+  expire (nowMs: number): string[] {
+    if (nowMs < this.earliestExpiryMs) return []
+    const changed: string[] = []
+    let earliest = Infinity
+    for (const [prefix, state] of this.prefixes) {
+      for (const [origin, record] of state.records) {
+        if (record.expiresAtMs <= nowMs) {
+          if (record.state === 'live') {
+            this.suppress(prefix, origin, state, record)
+            if (changed[changed.length - 1] !== prefix) changed.push(prefix)
+          }
+          if (record.expiresAtMs <= nowMs) state.records.delete(origin)
+        }
+        if (state.records.has(origin)) earliest = Math.min(earliest, record.expiresAtMs)
+      }
+      if (state.records.size === 0) this.prefixes.delete(prefix)
+    }
+    this.earliestExpiryMs = earliest
+    return changed.sort(compareText)
+  }
+
+  /**
+   * Forget every live announcement of `origin` (e.g. the origin was declared dead), keeping
+   * tombstones so that replays of them are duplicates or stale. The origin's next announcement
+   * (a newer seq) is accepted again. Returns the prefixes that lost a candidate, sorted.
+   */
+  invalidateOrigin (origin: string): string[] {
+    const prefixes = [...(this.prefixesByOrigin.get(origin) ?? [])].sort(compareText)
+    for (const prefix of prefixes) {
+      const state = this.prefixes.get(prefix) as PrefixState
+      this.suppress(prefix, origin, state, state.records.get(origin) as OriginRecord)
+    }
+    return prefixes
+  }
+
+  // --- reachability -----------------------------------------------------------------------------
+
+  /** This node's best path to `origin`: local, direct, or via one neighbour; undefined if none. */
+  pathTo (origin: string): RoutePath | undefined {
+    if (origin === this.self) return localPath(this.self)
+    const direct = this.direct.get(origin)
+    const paths: Array<RoutePath | undefined> = [direct === undefined ? undefined : directPath(origin, direct)]
+    for (const relay of this.relaysByOrigin.get(origin) ?? []) {
+      const reach = this.neighbours.get(relay) as NeighbourReach
+      paths.push(relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number }))
+    }
+    return bestPath(paths)
+  }
+
+  /** Run `mutate`, then report the prefixes of those `origins` whose best path changed, sorted. */
+  private pathChanges (origins: Iterable<string>, mutate: () => void): string[] {
+    const before = new Map<string, RoutePath | undefined>()
+    for (const origin of origins) if (this.prefixesByOrigin.has(origin)) before.set(origin, this.pathTo(origin))
+    mutate()
+    const changed = new Set<string>()
+    for (const [origin, path] of before) {
+      if (!samePath(path, this.pathTo(origin))) for (const prefix of this.prefixesByOrigin.get(origin) ?? []) changed.add(prefix)
+    }
+    return [...changed].sort(compareText)
+  }
+
+  /** This node's own measurement of `origin`: RTT in ms, or undefined when it cannot reach it directly. */
+  setDirectReach (origin: string, rttMs: number | undefined): string[] {
+    if (rttMs !== undefined) checkRtt(rttMs, 'direct RTT')
+    return this.pathChanges([origin], () => {
+      if (rttMs === undefined) this.direct.delete(origin)
+      else this.direct.set(origin, rttMs)
+    })
+  }
+
+  /**
+   * A neighbour's reach report; `neighbourRttMs` is this node's RTT to that neighbour, undefined
+   * when the session is gone (same as dropNeighbour). Reports are ordered per session by seq: an
+   * older or equal seq only updates the neighbour's RTT. A report whose `from` is not `neighbour`
+   * is ignored and counted. Throws AnnouncementError for an invalid report.
+   */
+  applyReachReport (neighbour: string, neighbourRttMs: number | undefined, report: ReachReport): string[] {
+    if (neighbourRttMs === undefined) return this.dropNeighbour(neighbour)
+    checkRtt(neighbourRttMs, 'neighbour RTT')
+    validateReachReport(report)
+    const known = this.neighbours.get(neighbour)
+    if (report.from !== neighbour || neighbour === this.self || (known === undefined && this.neighbours.size >= this.maxNeighbours)) {
+      this.droppedReachReports++
+      return []
+    }
+    const replace = known === undefined || report.seq > known.seq
+    const origins = new Set([...(known?.entries.keys() ?? []), ...(replace ? report.entries.map((entry) => entry.origin) : [])])
+    return this.pathChanges(origins, () => {
+      if (!replace) { known.rttMs = neighbourRttMs; return }
+      this.removeRelays(neighbour, known)
+      const entries = new Map(report.entries.map((entry) => [entry.origin, entry.rttMs]))
+      this.neighbours.set(neighbour, { rttMs: neighbourRttMs, seq: report.seq, entries })
+      for (const origin of entries.keys()) {
+        let relays = this.relaysByOrigin.get(origin)
+        if (relays === undefined) this.relaysByOrigin.set(origin, relays = new Set())
+        relays.add(neighbour)
+      }
+    })
+  }
+
+  /** Our RTT to a neighbour changed (e.g. a keepalive measurement) without a new report. */
+  setNeighbourRtt (neighbour: string, rttMs: number): string[] {
+    checkRtt(rttMs, 'neighbour RTT')
+    const known = this.neighbours.get(neighbour)
+    if (known === undefined) return []
+    return this.pathChanges(known.entries.keys(), () => { known.rttMs = rttMs })
+  }
+
+  /** The session to `neighbour` is gone: every relay path through it goes at once. */
+  dropNeighbour (neighbour: string): string[] {
+    const known = this.neighbours.get(neighbour)
+    if (known === undefined) return []
+    return this.pathChanges(known.entries.keys(), () => {
+      this.removeRelays(neighbour, known)
+      this.neighbours.delete(neighbour)
+    })
+  }
+
+  private removeRelays (neighbour: string, known: NeighbourReach | undefined): void {
+    for (const origin of known?.entries.keys() ?? []) {
+      const relays = this.relaysByOrigin.get(origin)
+      relays?.delete(neighbour)
+      if (relays?.size === 0) this.relaysByOrigin.delete(origin)
+    }
+  }
+
+  // --- reading --------------------------------------------------------------------------------
+
+  /** The selected route for `prefix` (no-usable-origin with no candidates when unknown). */
+  entry (prefix: string): RouteEntry {
+    const state = this.prefixes.get(prefix)
+    const candidates: RouteCandidate[] = []
+    for (const [origin, record] of state?.records ?? []) {
+      if (record.state !== 'live') continue
+      const a = record.signed.announcement
+      candidates.push({ origin, seq: a.seq, attributes: a.attributes, path: this.pathTo(origin) })
+    }
+    const selected = selectBestPath(prefix, '', candidates)
+    return { ...selected, service: this.serviceOf(state, selected.candidates[0]?.origin) }
+  }
+
+  /**
+   * The service of the chosen (or best-ranked) live candidate, '' when there is none: derived from
+   * live state only, so it is independent of arrival order and changes only with the candidates.
+   */
+  private serviceOf (state: PrefixState | undefined, first: string | undefined): string {
+    if (state === undefined || first === undefined) return ''
+    return (state.records.get(first) as OriginRecord).signed.announcement.service
+  }
+
+  /** Entries of every prefix with at least one live candidate, sorted by prefix. */
+  entries (): RouteEntry[] {
+    return [...this.prefixes].filter(([, state]) => state.live > 0).map(([prefix]) => prefix).sort(compareText)
+      .map((prefix) => this.entry(prefix))
+  }
+
+  /** The latest announcement held for (prefix, origin), live or a signed withdrawal. */
+  announcement (prefix: string, origin: string): SignedAnnouncement | undefined {
+    const record = this.prefixes.get(prefix)?.records.get(origin)
+    return record === undefined || record.state === 'suppressed' ? undefined : record.signed
+  }
+
+  /**
+   * Everything a newly established neighbour should hear: live announcements and signed
+   * withdrawals, sorted by (prefix, origin). Expired or invalidated ones are not re-sent, so a
+   * lapsed route is never revived at a neighbour.
+   */
+  snapshotAnnouncements (): SignedAnnouncement[] {
+    const out: SignedAnnouncement[] = []
+    for (const prefix of [...this.prefixes.keys()].sort(compareText)) {
+      const records = (this.prefixes.get(prefix) as PrefixState).records
+      for (const origin of [...records.keys()].sort(compareText)) {
+        const record = records.get(origin) as OriginRecord
+        if (record.state !== 'suppressed') out.push(record.signed)
+      }
+    }
+    return out
+  }
+
+  /**
+   * A stable fingerprint of the live (prefix, origin, seq) triples, "<count>:<fnv-1a 64 hex>":
+   * two nodes with the same digest hold the same live announcements.
+   */
+  digest (): string {
+    const lines: string[] = []
+    for (const [prefix, state] of this.prefixes) {
+      for (const [origin, record] of state.records) {
+        if (record.state === 'live') lines.push(`${prefix} ${origin} ${record.signed.announcement.seq}\n`)
+      }
+    }
+    lines.sort(compareText)
+    return `${lines.length}:${fnv1a64(new TextEncoder().encode(lines.join('')))}`
+  }
+
+  stats (): RouteTableStats {
+    let live = 0
+    let records = 0
+    for (const state of this.prefixes.values()) { live += state.live; records += state.records.size }
+    return {
+      prefixes: this.prefixes.size,
+      liveAnnouncements: live,
+      tombstones: records - live,
+      neighbours: this.neighbours.size,
+      droppedTableFull: this.droppedTableFull,
+      droppedReachReports: this.droppedReachReports
+    }
+  }
+}
