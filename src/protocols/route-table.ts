@@ -29,7 +29,11 @@ export interface RouteTableOptions {
 export type ApplyRejection = 'stale' | 'duplicate' | 'withdrawn-unknown' | 'table-full'
 
 export interface ApplyResult {
-  /** True when the announcement is now the latest from its origin for its prefix and it changed the routes. */
+  /**
+   * True when the announcement became the latest from its origin for its prefix and is live (new,
+   * superseding or a refresh) or withdrew a live candidate. A withdrawal of nothing live is not
+   * accepted, though its seq is remembered.
+   */
   accepted: boolean
   reason?: ApplyRejection
   /** Set when the prefix's selection inputs changed (not for a refresh that only bumps seq). */
