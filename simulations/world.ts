@@ -10,6 +10,9 @@ import { createMemoryMetrics } from '../src/runtime/metrics.ts'
 import { defaultNodeTiming, NodeHost } from '../src/runtime/node.ts'
 import { defaultPeerSessionConfig, type PeerSessionConfig } from '../src/actors/peer-session.ts'
 import type { PeerId } from '../src/runtime/ports.ts'
+import { KeyDirectory, createSimSigner } from '../src/runtime/signing.ts'
+import { createSimProber, type ServiceOracle } from '../src/runtime/probers.ts'
+import type { ServiceConfig } from '../src/runtime/config.ts'
 
 export interface WorldOptions {
   seed: number
@@ -22,6 +25,12 @@ export interface WorldOptions {
   heartbeatIntervalMs?: number
   /** Extra inspection sinks (trace file, memory). */
   sinks?: InspectionSink[]
+  /** Services each node serves (by node index); none by default. */
+  services?: (index: number, id: PeerId) => ServiceConfig[]
+  /** One-way latency between two nodes; default a constant latencyMs. */
+  latency?: (a: PeerId, b: PeerId) => number
+  /** Overrides of the control-plane timing. */
+  timing?: Partial<typeof defaultNodeTiming>
 }
 
 export class SimWorld {
@@ -29,6 +38,9 @@ export class SimWorld {
   readonly network: SimNetwork
   readonly bus = new InspectionBus()
   readonly hosts = new Map<PeerId, NodeHost>()
+  readonly keys = new KeyDirectory({ fromPeerIds: false })
+  /** Services the world has taken down, as `<node>/<service>`; their checks fail. */
+  readonly downServices = new Set<string>()
   private readonly hash = createHashSink()
 
   constructor (readonly options: WorldOptions) {
@@ -36,7 +48,7 @@ export class SimWorld {
     this.network = new SimNetwork({
       clock: this.clock,
       random: random.fork('network'),
-      latencyMs: () => options.latencyMs ?? 20,
+      latencyMs: options.latency ?? (() => options.latencyMs ?? 20),
       lossRate: options.lossRate ?? 0
     })
     this.bus.addSink(this.hash)
@@ -44,20 +56,31 @@ export class SimWorld {
     const ids = Array.from({ length: options.nodes }, (_, index) => `n${String(index).padStart(5, '0')}`)
     for (const id of ids) {
       const overlay = this.network.createOverlay(id)
+      const services = options.services?.(ids.indexOf(id), id) ?? []
+      // A simulated service check answers from the world: up unless the scenario took it down.
+      const oracle: ServiceOracle = (target) => {
+        const service = services.find((candidate) => JSON.stringify(candidate.check) === JSON.stringify(target))
+        return { up: service !== undefined && !this.downServices.has(`${id}/${service.name}`), latencyMs: 1 }
+      }
       this.hosts.set(id, new NodeHost({
         clock: this.clock,
         random: random.fork(`node:${id}`),
         overlay,
         logger: createMemoryLogger({ limit: 100, bindings: { node: id } }),
         metrics: createMemoryMetrics(),
-        inspector: this.bus
+        inspector: this.bus,
+        signer: createSimSigner(id, random.fork(`key:${id}`), this.keys),
+        verifier: this.keys,
+        makeProber: (peers) => createSimProber(peers, this.clock, oracle)
       }, {
         name: id,
         networkId: 'sim',
         session: { ...defaultPeerSessionConfig, ...options.session },
         ...defaultNodeTiming,
+        ...options.timing,
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? defaultNodeTiming.heartbeatIntervalMs,
-        neighbours: []
+        neighbours: [],
+        services
       }))
     }
   }

@@ -13,6 +13,8 @@ import { createJsonlFileSink, InspectionBus } from './inspection.ts'
 import { defaultNodeTiming, NodeHost } from './node.ts'
 import { StatusApi, PortInUseError } from './status-api.ts'
 import { parseBootstrapList } from './libp2p-node.ts'
+import { KeyDirectory, signerFromLibp2pKey } from './signing.ts'
+import { createNetProber } from './probers.ts'
 
 export interface RunningNode {
   host: NodeHost
@@ -42,12 +44,24 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
   const trace = config.traceFile === undefined ? undefined : createJsonlFileSink(resolve(config.traceFile))
   if (trace !== undefined) inspector.addSink(trace)
   const neighbours = parseBootstrapList(config.bootstrap, overlay.peerId).map((peer) => peer.peerId.toString())
-  const host = new NodeHost({ clock, random: createRandom(randomSeed()), overlay, logger, metrics, inspector }, {
+  const host = new NodeHost({
+    clock,
+    random: createRandom(randomSeed()),
+    overlay,
+    logger,
+    metrics,
+    inspector,
+    signer: signerFromLibp2pKey(overlay.peerId, privateKey),
+    verifier: new KeyDirectory({ fromPeerIds: true }),
+    makeProber: (peers) => createNetProber(peers, clock)
+  }, {
     name: config.name,
     networkId: config.networkId,
     session: config.session,
     neighbours,
     ...defaultNodeTiming,
+    services: config.services,
+    serviceProbe: { ...defaultNodeTiming.serviceProbe, ...config.probe },
     ...(config.location === undefined ? {} : { location: config.location })
   })
   const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port })

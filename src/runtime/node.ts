@@ -8,8 +8,11 @@ import { SESSION_PROTOCOL } from '../protocols/session-codec.ts'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../protocols/heartbeat-codec.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisionTree } from './supervisor.ts'
 import { xstateInspector, type InspectionBus } from './inspection.ts'
-import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Random, Unsubscribe, Counter } from './ports.ts'
-import type { NodeLocation } from './config.ts'
+import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Unsubscribe, Counter, Verifier } from './ports.ts'
+import type { NodeLocation, ServiceConfig } from './config.ts'
+import { ControlPlane, defaultControlPlaneTiming } from './control-plane.ts'
+import { createPeerProbes, type PeerProbes } from './probers.ts'
+import type { HealthProberPolicy } from '../actors/health-prober.ts'
 
 export interface NodeComponents {
   clock: Clock
@@ -18,6 +21,10 @@ export interface NodeComponents {
   logger: Logger
   metrics: Metrics
   inspector: InspectionBus
+  signer: Signer
+  verifier: Verifier
+  /** Builds the prober from the node's peer probes (served on the overlay once it runs). */
+  makeProber: (peers: PeerProbes) => Prober
 }
 
 export interface NodeHostConfig {
@@ -30,9 +37,15 @@ export interface NodeHostConfig {
   memberStaleMs: number
   /** Peers to hold sessions with from the start (bootstrap peers); others are added as they connect. */
   neighbours: PeerId[]
+  services: ServiceConfig[]
+  serviceProbe: HealthProberPolicy
+  originProbe: HealthProberPolicy
+  announcementTtlMs: number
+  refreshIntervalMs: number
+  drainMs: number
 }
 
-export const defaultNodeTiming = { heartbeatIntervalMs: 1000, memberStaleMs: 5000 }
+export const defaultNodeTiming = { heartbeatIntervalMs: 1000, memberStaleMs: 5000, ...defaultControlPlaneTiming }
 
 export interface PeerSummary {
   peerId: PeerId
@@ -74,7 +87,7 @@ export interface NodeStatus {
 
 interface Member { heartbeat: Heartbeat, lastSeenMs: number, count: number }
 
-const REQUIRED_COMPONENTS = ['clock', 'random', 'overlay', 'logger', 'metrics', 'inspector'] as const
+const REQUIRED_COMPONENTS = ['clock', 'random', 'overlay', 'logger', 'metrics', 'inspector', 'signer', 'verifier', 'makeProber'] as const
 
 export function topicName (networkId: string, topic: string): string {
   return `form-anycast/${networkId}/${topic}`
@@ -83,6 +96,8 @@ export function topicName (networkId: string, topic: string): string {
 export class NodeHost {
   private readonly root: Supervisor
   private readonly sessionsSupervisor: Supervisor
+  readonly controlPlane: ControlPlane
+  private peerProbes: PeerProbes | undefined
   private readonly members = new Map<PeerId, Member>()
   private readonly unsubscribes: Unsubscribe[] = []
   private readonly incarnation: number
@@ -99,6 +114,28 @@ export class NodeHost {
     this.incarnation = random.fork('incarnation').nextUint32()
     const defaults = { clock, random: random.fork('supervision'), inspector, node: config.name }
     this.sessionsSupervisor = createSupervisor({ ...defaults, id: 'sessions', strategy: 'one_for_one', intensity: 10, periodMs: 10_000, parent: 'root' })
+    let prober: Prober | undefined
+    const lazyProber: Prober = {
+      probe: async (target, options) => await (prober ??= this.prober()).probe(target, options),
+      probeVia: async (via, target, options) => await (prober ??= this.prober()).probeVia(via, target, options)
+    }
+    this.controlPlane = new ControlPlane(
+      { ...components, prober: lazyProber },
+      {
+        nodeName: config.name,
+        routesTopic: topicName(config.networkId, 'routes'),
+        services: config.services,
+        serviceProbe: config.serviceProbe,
+        originProbe: config.originProbe,
+        announcementTtlMs: config.announcementTtlMs,
+        refreshIntervalMs: config.refreshIntervalMs,
+        drainMs: config.drainMs,
+        ...(config.location === undefined ? {} : { location: { lat: config.location.lat, lon: config.location.lon, ...(config.location.region === undefined ? {} : { region: config.location.region }) } })
+      },
+      defaults,
+      (peer, payload) => { this.sessionActor(peer)?.send({ type: 'session.send.update', payload }) },
+      () => this.sessions().filter((session) => session.established).map((session) => ({ peerId: session.peerId, rttMs: session.rttMs }))
+    )
     this.root = createSupervisor({
       ...defaults,
       id: 'root',
@@ -114,7 +151,8 @@ export class NodeHost {
             return { kind: 'supervisor', supervisor: this.sessionsSupervisor }
           }
         },
-        this.heartbeatSpec()
+        this.heartbeatSpec(),
+        ...this.controlPlane.childSpecs()
       ],
       onEscalate: (error) => {
         components.logger.error('root supervisor gave up; stopping the node', { error: error.message })
@@ -136,6 +174,8 @@ export class NodeHost {
     const { overlay, clock, logger } = this.components
     await overlay.start()
     this.startedAtMs = clock.now()
+    this.peerProbes = createPeerProbes({ overlay, clock, random: this.components.random.fork('probes') })
+    this.controlPlane.start()
     overlay.handleStream(SESSION_PROTOCOL, (stream) => {
       const session = this.ensureSession(stream.remotePeer)
       if (session === undefined) stream.close()
@@ -159,12 +199,16 @@ export class NodeHost {
     if (this.stopping !== undefined) return await this.stopping
     this.state = 'stopped'
     this.stopping = (async () => {
-      // Sessions first, so neighbours get a CEASE NOTIFICATION rather than waiting out a hold timer.
+      // Drain first: de-prefer, then withdraw local prefixes while sessions and gossip still work.
+      await this.controlPlane.drain()
+      this.controlPlane.stop()
+      // Sessions next, so neighbours get a CEASE NOTIFICATION rather than waiting out a hold timer.
       for (const child of this.sessionsSupervisor.children()) {
         const ref = this.sessionsSupervisor.child(child.id)
         if (ref?.kind === 'actor') ref.actor.send({ type: 'session.stop' })
       }
       await this.root.stop()
+      this.peerProbes?.stop()
       for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe()
       this.components.overlay.unhandleStream(SESSION_PROTOCOL)
       await this.components.overlay.stop()
@@ -203,6 +247,16 @@ export class NodeHost {
     return heartbeat
   }
 
+  private prober (): Prober {
+    if (this.peerProbes === undefined) throw new Error('NodeHost: prober used before start')
+    return this.components.makeProber(this.peerProbes)
+  }
+
+  private sessionActor (peer: PeerId): Actor<typeof peerSessionMachine> | undefined {
+    const child = this.sessionsSupervisor.child(`peer-session:${peer}`)
+    return child?.kind === 'actor' ? child.actor as Actor<typeof peerSessionMachine> : undefined
+  }
+
   /** One session per configured neighbour and per connected peer. */
   private resyncSessions (): void {
     for (const peer of this.config.neighbours) this.ensureSession(peer)
@@ -236,6 +290,7 @@ export class NodeHost {
             networkId: this.config.networkId,
             autoStart: true,
             config: this.config.session,
+            listener: this.controlPlane.sessionListener,
             clock,
             random: ctx.random,
             transport: {

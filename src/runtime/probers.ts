@@ -133,10 +133,11 @@ export function createSimProber (peers: PeerProbes, clock: Clock, oracle: Servic
   return {
     probe: async (target, options) => {
       if (target.kind === 'peer') return await peers.probePeer(target.peerId, options.timeoutMs, options.signal)
+      // A down service refuses at once, as a dead process's port does; a slow one times out.
       const { up, latencyMs } = oracle(target)
-      const delay = up ? Math.min(latencyMs, options.timeoutMs) : options.timeoutMs
-      await new Promise<void>((resolve) => clock.setTimeout(resolve, delay))
-      return up && latencyMs <= options.timeoutMs ? { ok: true, latencyMs } : failure(up ? `timeout after ${options.timeoutMs} ms` : 'service down')
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.min(latencyMs, options.timeoutMs)))
+      if (!up) return failure('service down: connection refused')
+      return latencyMs <= options.timeoutMs ? { ok: true, latencyMs } : failure(`timeout after ${options.timeoutMs} ms`)
     },
     probeVia: async (via, target, options) => await peers.probeVia(via, target, options.timeoutMs, options.signal)
   }

@@ -1,0 +1,462 @@
+// The anycast control plane of one node. Services served here are probed and their prefixes
+// announced (signed, sequenced) while healthy; announcements from every origin arrive by gossip and,
+// in full, over each newly established peer session; every origin is probed for reachability and
+// RTT; neighbours exchange what they reach so an origin we cannot reach can still be used through a
+// one-hop relay. The route table picks the best origin per prefix (src/protocols/best-path.ts).
+import { createActor, type Actor } from 'xstate'
+import { healthProberMachine, type HealthProberPolicy } from '../actors/health-prober.ts'
+import { prefixAnnouncerMachine, defaultPrefixAnnouncerPolicy } from '../actors/prefix-announcer.ts'
+import type { SessionListener } from '../actors/peer-session.ts'
+import { decodeUpdate, encodeUpdate, packUpdates, signAnnouncement, verifyAnnouncement, type UpdateMessage } from '../protocols/announcement-codec.ts'
+import { RouteTable } from '../protocols/route-table.ts'
+import type { GeoLocation, ReachReport, RouteAttributes, RouteEntry, SignedAnnouncement } from '../protocols/routes.ts'
+import type { Verdict } from '../protocols/health-verdict.ts'
+import { createSupervisor, type ChildSpec, type Supervisor, type SupervisorDefaults } from './supervisor.ts'
+import { xstateInspector, type InspectionBus } from './inspection.ts'
+import type { ServiceConfig } from './config.ts'
+import type { Clock, Counter, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Verifier } from './ports.ts'
+
+export interface ControlPlaneComponents {
+  clock: Clock
+  random: Random
+  overlay: Overlay
+  logger: Logger
+  metrics: Metrics
+  inspector: InspectionBus
+  signer: Signer
+  verifier: Verifier
+  prober: Prober
+}
+
+export interface ControlPlaneConfig {
+  nodeName: string
+  routesTopic: string
+  location?: GeoLocation
+  services: ServiceConfig[]
+  serviceProbe: HealthProberPolicy
+  originProbe: HealthProberPolicy
+  announcementTtlMs: number
+  /** Expiry sweep, RTT refresh and reach reports to neighbours run at this period. */
+  refreshIntervalMs: number
+  drainMs: number
+}
+
+export const defaultControlPlaneTiming = {
+  serviceProbe: { intervalMs: 500, timeoutMs: 400, rise: 3, fall: 3, jitter: 0.1 },
+  // Origins are probed by every node, so a little slower; SWIM indirect probes guard against one
+  // lossy link declaring a live origin dead.
+  originProbe: { intervalMs: 500, timeoutMs: 300, rise: 2, fall: 2, jitter: 0.1 },
+  announcementTtlMs: 15_000,
+  refreshIntervalMs: 1000,
+  drainMs: 1000
+}
+
+/** A route change at one node, for logs, metrics and the simulator's checkers. */
+export interface RouteChange {
+  atMs: number
+  prefix: string
+  from: string | undefined
+  to: string | undefined
+  reason: RouteEntry['reason']
+}
+
+export interface ServiceHealthView {
+  service: string
+  prefix: string
+  verdict: Verdict
+  adminDown: boolean
+  announcer: string
+  lastLatencyMs: number | undefined
+  lastError: string | undefined
+}
+
+export interface OriginHealthView {
+  origin: string
+  verdict: Verdict
+  rttMs: number | undefined
+  lastError: string | undefined
+}
+
+type ProberActor = Actor<typeof healthProberMachine>
+type AnnouncerActor = Actor<typeof prefixAnnouncerMachine>
+
+/** Sequence numbers stay increasing across restarts by starting from the clock. */
+function nextSequence (last: number, nowMs: number): number {
+  return Math.max(last + 1, Math.floor(nowMs))
+}
+
+export class ControlPlane {
+  readonly table: RouteTable
+  readonly servicesSupervisor: Supervisor
+  readonly originsSupervisor: Supervisor
+  private readonly chosen = new Map<string, string | undefined>()
+  private readonly adminDown = new Set<string>()
+  private readonly routeListeners: Array<(change: RouteChange) => void> = []
+  private readonly counters: Record<'rejected' | 'applied' | 'routeChanges' | 'updatesSent', Counter>
+  private lastSeq = 0
+  private refreshTimer: unknown
+  private running = false
+
+  constructor (
+    private readonly components: ControlPlaneComponents,
+    private readonly config: ControlPlaneConfig,
+    defaults: SupervisorDefaults,
+    /** Sends an UPDATE payload to a neighbour over its session (dropped unless established). */
+    private readonly sendToPeer: (peer: PeerId, payload: Uint8Array) => void,
+    private readonly establishedPeers: () => Array<{ peerId: PeerId, rttMs: number | undefined }>
+  ) {
+    this.table = new RouteTable({ self: components.signer.nodeId })
+    this.servicesSupervisor = createSupervisor({ ...defaults, id: 'services', strategy: 'one_for_one', intensity: 10, periodMs: 10_000, parent: 'root', children: this.serviceSpecs() })
+    this.originsSupervisor = createSupervisor({ ...defaults, id: 'origins', strategy: 'one_for_one', intensity: 100, periodMs: 10_000, parent: 'root' })
+    const { metrics } = components
+    this.counters = {
+      rejected: metrics.counter('route_announcements_rejected_total', 'Announcements dropped: bad signature, unknown origin key, malformed', ['reason']),
+      applied: metrics.counter('route_announcements_applied_total', 'Announcements that changed the route table'),
+      routeChanges: metrics.counter('route_changes_total', 'Times the chosen origin of a prefix changed'),
+      updatesSent: metrics.counter('session_updates_sent_total', 'UPDATE messages sent to neighbours')
+    }
+  }
+
+  /** Supervisor children to place under the node's root. */
+  childSpecs (): ChildSpec[] {
+    return [
+      { id: 'services', kind: 'supervisor', restart: 'permanent', start: () => ({ kind: 'supervisor', supervisor: this.servicesSupervisor }) },
+      { id: 'origins', kind: 'supervisor', restart: 'permanent', start: () => ({ kind: 'supervisor', supervisor: this.originsSupervisor }) }
+    ]
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    const { overlay } = this.components
+    overlay.setValidator(this.config.routesTopic, (message) => this.validateGossip(message))
+    overlay.subscribe(this.config.routesTopic, (message) => { this.applyUpdate(this.decodeQuietly(message.data), undefined) })
+    this.scheduleRefresh()
+  }
+
+  stop (): void {
+    this.running = false
+    if (this.refreshTimer !== undefined) this.components.clock.clearTimeout(this.refreshTimer)
+    this.refreshTimer = undefined
+  }
+
+  onRouteChange (listener: (change: RouteChange) => void): void { this.routeListeners.push(listener) }
+
+  /** Session events from the node's peer sessions. */
+  readonly sessionListener: SessionListener = {
+    established: (peer) => {
+      // A new neighbour gets the whole table at once (RFC 4271 §9.4's initial exchange).
+      for (const message of packUpdates(this.table.snapshotAnnouncements(), this.reachReport())) this.send(peer, message)
+    },
+    down: (peer) => { this.routesChanged(this.table.dropNeighbour(peer)) },
+    update: (peer, payload) => {
+      const message = this.decodeQuietly(payload, peer)
+      if (message !== undefined) this.applyUpdate(message, peer)
+    }
+  }
+
+  routes (): RouteEntry[] { return this.table.entries() }
+
+  /** Operator switch: treat a local service as failed whatever its checks say. */
+  setAdminDown (service: string, down: boolean): boolean {
+    const config = this.config.services.find((candidate) => candidate.name === service)
+    if (config === undefined) return false
+    if (down) this.adminDown.add(service); else this.adminDown.delete(service)
+    this.components.logger.info(down ? 'service marked down by operator' : 'service marked up by operator', { service })
+    const verdict = down ? 'failed' : this.proberFor(`service:${service}`)?.getSnapshot().context.verdict ?? 'unknown'
+    this.announcerFor(config.prefix)?.send({ type: verdictEvent(verdict) })
+    return true
+  }
+
+  /** De-prefer, then withdraw every local prefix; resolves when all are drained or after a bound. */
+  async drain (): Promise<void> {
+    const announcers = this.config.services.map((service) => this.announcerFor(service.prefix)).filter((actor) => actor !== undefined)
+    await new Promise<void>((resolve) => {
+      let pending = announcers.length
+      if (pending === 0) { resolve(); return }
+      const guard = this.components.clock.setTimeout(resolve, this.config.drainMs * 3 + 500)
+      for (const actor of announcers) {
+        const subscription = actor.subscribe((snapshot) => {
+          if (snapshot.status === 'done' || snapshot.context.announced === undefined) {
+            subscription.unsubscribe()
+            if (--pending === 0) { this.components.clock.clearTimeout(guard); resolve() }
+          }
+        })
+        actor.send({ type: 'announcer.drain' })
+      }
+    })
+  }
+
+  serviceHealth (): ServiceHealthView[] {
+    return this.config.services.map((service) => {
+      const prober = this.proberFor(`service:${service.name}`)?.getSnapshot().context
+      const announcer = this.announcerFor(service.prefix)?.getSnapshot()
+      return {
+        service: service.name,
+        prefix: service.prefix,
+        verdict: this.adminDown.has(service.name) ? 'failed' : prober?.verdict ?? 'unknown',
+        adminDown: this.adminDown.has(service.name),
+        announcer: announcer === undefined ? 'stopped' : JSON.stringify(announcer.value),
+        lastLatencyMs: prober?.lastLatencyMs,
+        lastError: prober?.lastError
+      }
+    })
+  }
+
+  originHealth (): OriginHealthView[] {
+    return this.originsSupervisor.children().flatMap((child) => {
+      const ref = this.originsSupervisor.child(child.id)
+      if (ref?.kind !== 'actor') return []
+      const context = (ref.actor as ProberActor).getSnapshot().context
+      return [{ origin: child.id.slice('origin-probe:'.length), verdict: context.verdict, rttMs: context.lastLatencyMs, lastError: context.lastError }]
+    })
+  }
+
+  // ---- local services -------------------------------------------------------------------------
+
+  private serviceSpecs (): ChildSpec[] {
+    return this.config.services.flatMap((service) => [this.announcerSpec(service), this.serviceProberSpec(service)])
+  }
+
+  private announcerSpec (service: ServiceConfig): ChildSpec {
+    const id = `prefix-announcer:${service.prefix}`
+    return {
+      id,
+      kind: 'prefix-announcer',
+      restart: 'permanent',
+      start: (ctx) => ({
+        kind: 'actor',
+        actor: createActor(prefixAnnouncerMachine, {
+          ...ctx.actorOptions,
+          inspect: this.inspect(id, 'prefix-announcer', 'services'),
+          input: {
+            prefix: service.prefix,
+            service: service.name,
+            attributes: {
+              preference: service.preference,
+              load: 0,
+              ttlMs: this.config.announcementTtlMs,
+              ...(this.config.location === undefined ? {} : { location: this.config.location })
+            },
+            announce: (attributes) => { this.originate(service, attributes, false) },
+            withdraw: () => { this.originate(service, undefined, true) },
+            clock: ctx.clock,
+            random: ctx.random,
+            policy: { ...defaultPrefixAnnouncerPolicy, drainTimeMs: this.config.drainMs }
+          }
+        })
+      })
+    }
+  }
+
+  private serviceProberSpec (service: ServiceConfig): ChildSpec {
+    const id = `service:${service.name}`
+    return {
+      id,
+      kind: 'health-prober',
+      restart: 'permanent',
+      start: (ctx) => ({
+        kind: 'actor',
+        actor: createActor(healthProberMachine, {
+          ...ctx.actorOptions,
+          inspect: this.inspect(id, 'health-prober', 'services'),
+          input: {
+            target: service.check,
+            prober: this.components.prober,
+            random: ctx.random,
+            clock: ctx.clock,
+            policy: this.config.serviceProbe,
+            onVerdict: (verdict) => {
+              if (!this.adminDown.has(service.name)) this.announcerFor(service.prefix)?.send({ type: verdictEvent(verdict) })
+            }
+          }
+        })
+      })
+    }
+  }
+
+  /** Sign and spread this node's (re-)announcement or withdrawal of a local prefix. */
+  private originate (service: ServiceConfig, attributes: RouteAttributes | undefined, withdrawn: boolean): void {
+    const { signer, clock, overlay } = this.components
+    this.lastSeq = nextSequence(this.lastSeq, clock.now())
+    const signed = signAnnouncement({
+      prefix: service.prefix,
+      service: service.name,
+      origin: signer.nodeId,
+      seq: this.lastSeq,
+      withdrawn,
+      attributes: attributes ?? { health: 'failed', preference: 0, load: 0, ttlMs: this.config.announcementTtlMs }
+    }, signer)
+    const result = this.table.applyAnnouncement(signed, clock.now())
+    if (result.changedPrefix !== undefined) this.routesChanged([result.changedPrefix])
+    const payload = encodeUpdate({ announcements: [signed] })
+    overlay.publish(this.config.routesTopic, payload).catch((error: Error) => {
+      this.components.logger.warn('publishing an announcement failed', { prefix: service.prefix, error: error.message })
+    })
+    // Neighbours also get it over their sessions, so a partitioned gossip mesh cannot hide it.
+    for (const peer of this.establishedPeers()) { this.sendToPeer(peer.peerId, payload); this.counters.updatesSent.inc() }
+  }
+
+  // ---- announcements from others --------------------------------------------------------------
+
+  private decodeQuietly (bytes: Uint8Array, from?: PeerId): UpdateMessage | undefined {
+    try {
+      return decodeUpdate(bytes)
+    } catch (error) {
+      this.counters.rejected.inc({ reason: 'malformed' })
+      this.components.logger.debug('dropped a malformed update', { from, error: (error as Error).message })
+      return undefined
+    }
+  }
+
+  /** gossipsub validation: only well-formed updates whose every announcement verifies pass. */
+  private validateGossip (message: OverlayMessage): 'accept' | 'reject' {
+    const update = this.decodeQuietly(message.data, message.from)
+    if (update === undefined) return 'reject'
+    if (update.reach !== undefined) { this.counters.rejected.inc({ reason: 'reach-on-gossip' }); return 'reject' }
+    return update.announcements.every((signed) => this.verified(signed, message.from)) ? 'accept' : 'reject'
+  }
+
+  private verified (signed: SignedAnnouncement, from: PeerId | undefined): boolean {
+    if (verifyAnnouncement(signed, this.components.verifier)) return true
+    this.counters.rejected.inc({ reason: 'bad-signature' })
+    this.components.logger.debug('dropped a forged or unverifiable announcement', { from, origin: signed.announcement.origin, prefix: signed.announcement.prefix })
+    return false
+  }
+
+  private applyUpdate (update: UpdateMessage | undefined, neighbour: PeerId | undefined): void {
+    if (update === undefined) return
+    const now = this.components.clock.now()
+    const changed = new Set<string>()
+    for (const signed of update.announcements) {
+      if (signed.announcement.origin === this.components.signer.nodeId) continue
+      // Gossip was verified by the validator; session updates are verified here.
+      if (neighbour !== undefined && !this.verified(signed, neighbour)) continue
+      const result = this.table.applyAnnouncement(signed, now)
+      if (result.changedPrefix !== undefined) { changed.add(result.changedPrefix); this.counters.applied.inc() }
+    }
+    if (update.reach !== undefined && neighbour !== undefined) {
+      const rtt = this.establishedPeers().find((peer) => peer.peerId === neighbour)?.rttMs
+      for (const prefix of this.table.applyReachReport(neighbour, rtt, update.reach)) changed.add(prefix)
+    }
+    this.routesChanged([...changed])
+    this.syncOriginProbers()
+  }
+
+  // ---- origins: reachability and RTT ----------------------------------------------------------
+
+  /** One peer prober per remote origin in the table; none for origins that left it. */
+  private syncOriginProbers (): void {
+    if (!this.running) return
+    const wanted = new Set(this.table.snapshotAnnouncements().map((signed) => signed.announcement.origin))
+    wanted.delete(this.components.signer.nodeId)
+    for (const child of this.originsSupervisor.children()) {
+      const origin = child.id.slice('origin-probe:'.length)
+      if (!wanted.has(origin)) { this.originsSupervisor.stopChild(child.id); this.routesChanged(this.table.setDirectReach(origin, undefined)) }
+      wanted.delete(origin)
+    }
+    for (const origin of wanted) this.originsSupervisor.startChild(this.originProberSpec(origin))
+  }
+
+  private originProberSpec (origin: PeerId): ChildSpec {
+    const id = `origin-probe:${origin}`
+    return {
+      id,
+      kind: 'health-prober',
+      restart: 'permanent',
+      start: (ctx) => ({
+        kind: 'actor',
+        actor: createActor(healthProberMachine, {
+          ...ctx.actorOptions,
+          inspect: this.inspect(id, 'health-prober', 'origins'),
+          input: {
+            target: { kind: 'peer', peerId: origin },
+            prober: this.components.prober,
+            random: ctx.random,
+            clock: ctx.clock,
+            policy: { ...this.config.originProbe, indirect: { k: 2, via: () => this.establishedPeers().map((peer) => peer.peerId).filter((peer) => peer !== origin) } },
+            onVerdict: (verdict, detail) => {
+              const rtt = verdict === 'failed' || verdict === 'unknown' ? undefined : detail.lastLatencyMs ?? 0
+              this.routesChanged(this.table.setDirectReach(origin, rtt))
+            }
+          }
+        })
+      })
+    }
+  }
+
+  /** Periodic: expire silent origins, refresh measured RTTs, tell neighbours what we reach. */
+  private refresh (): void {
+    const now = this.components.clock.now()
+    const changed = new Set(this.table.expire(now))
+    for (const view of this.originHealth()) {
+      if (view.verdict === 'healthy' || view.verdict === 'degraded') {
+        for (const prefix of this.table.setDirectReach(view.origin, view.rttMs ?? 0)) changed.add(prefix)
+      }
+    }
+    const peers = this.establishedPeers()
+    for (const peer of peers) {
+      if (peer.rttMs !== undefined) for (const prefix of this.table.setNeighbourRtt(peer.peerId, peer.rttMs)) changed.add(prefix)
+    }
+    this.routesChanged([...changed])
+    this.syncOriginProbers()
+    const report = this.reachReport()
+    if (report.entries.length > 0) {
+      const payload = encodeUpdate({ announcements: [], reach: report })
+      for (const peer of peers) { this.sendToPeer(peer.peerId, payload); this.counters.updatesSent.inc() }
+    }
+  }
+
+  private scheduleRefresh (): void {
+    if (!this.running) return
+    this.refreshTimer = this.components.clock.setTimeout(() => {
+      this.refresh()
+      this.scheduleRefresh()
+    }, this.config.refreshIntervalMs)
+  }
+
+  private reachSeq = 0
+  private reachReport (): ReachReport {
+    const entries = this.originHealth()
+      .filter((view) => view.verdict === 'healthy' && view.rttMs !== undefined)
+      .map((view) => ({ origin: view.origin, rttMs: view.rttMs! }))
+    return { from: this.components.signer.nodeId, seq: ++this.reachSeq, entries }
+  }
+
+  private send (peer: PeerId, message: UpdateMessage): void {
+    this.sendToPeer(peer, encodeUpdate(message))
+    this.counters.updatesSent.inc()
+  }
+
+  private routesChanged (prefixes: Iterable<string>): void {
+    const now = this.components.clock.now()
+    for (const prefix of prefixes) {
+      const entry = this.table.entry(prefix)
+      const before = this.chosen.get(prefix)
+      if (entry.origin === before) continue
+      this.chosen.set(prefix, entry.origin)
+      this.counters.routeChanges.inc()
+      const change: RouteChange = { atMs: now, prefix, from: before, to: entry.origin, reason: entry.reason }
+      this.components.logger.debug('route changed', { ...change })
+      for (const listener of this.routeListeners) listener(change)
+    }
+  }
+
+  private proberFor (id: string): ProberActor | undefined {
+    const ref = this.servicesSupervisor.child(id)
+    return ref?.kind === 'actor' ? ref.actor as ProberActor : undefined
+  }
+
+  private announcerFor (prefix: string): AnnouncerActor | undefined {
+    const ref = this.servicesSupervisor.child(`prefix-announcer:${prefix}`)
+    return ref?.kind === 'actor' ? ref.actor as AnnouncerActor : undefined
+  }
+
+  private inspect (systemId: string, actor: string, parent: string): ReturnType<typeof xstateInspector> {
+    return xstateInspector(this.components.inspector, this.components.clock, { node: this.config.nodeName, systemId, actor, parent })
+  }
+}
+
+function verdictEvent (verdict: Verdict): 'service.healthy' | 'service.degraded' | 'service.failed' {
+  return verdict === 'healthy' ? 'service.healthy' : verdict === 'degraded' ? 'service.degraded' : 'service.failed'
+}
