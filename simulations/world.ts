@@ -113,8 +113,12 @@ export class SimWorld {
 
   crash (id: PeerId): void { this.network.crash(id) }
 
+  /** Stops every node, running virtual time meanwhile: a stopping node drains on the clock. */
   async stop (): Promise<void> {
-    for (const host of this.hosts.values()) await host.stop()
+    let stopped = false
+    const stopping = Promise.all([...this.hosts.values()].map(async (host) => await host.stop())).then(() => { stopped = true })
+    for (let guard = 0; !stopped && guard < 10_000; guard++) await this.run(10)
+    await stopping
   }
 }
 

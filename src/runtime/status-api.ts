@@ -21,6 +21,8 @@ export class PortInUseError extends Error {
   }
 }
 
+const SERVICE_ACTION = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(down|up)$/
+
 /** Most live inspection clients at once; each costs a serialisation per event. */
 const MAX_STREAM_CLIENTS = 8
 
@@ -64,16 +66,26 @@ export class StatusApi {
 
   private handle (request: IncomingMessage, response: ServerResponse): void {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      this.json(response, 405, { error: `method ${request.method ?? ''} not allowed; the status API is read-only` })
+    const { node } = this.init
+    const service = SERVICE_ACTION.exec(path)
+    if (service !== null) {
+      if (request.method !== 'POST') { this.json(response, 405, { error: `use POST ${path}` }); return }
+      const down = service[2] === 'down'
+      if (!node.controlPlane.setAdminDown(service[1]!, down)) { this.json(response, 404, { error: `this node serves no service ${JSON.stringify(service[1])}` }); return }
+      this.json(response, 200, { service: service[1], adminDown: down })
       return
     }
-    const { node } = this.init
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      this.json(response, 405, { error: `method ${request.method ?? ''} not allowed here; only POST /v1/services/<name>/down|up changes anything` })
+      return
+    }
     switch (path) {
       case '/v1/status': this.json(response, 200, node.status()); return
       case '/v1/peers': this.json(response, 200, { peers: node.sessions() }); return
       case '/v1/members': this.json(response, 200, { members: node.memberList() }); return
       case '/v1/actors': this.json(response, 200, node.tree()); return
+      case '/v1/routes': this.json(response, 200, { routes: node.controlPlane.routes() }); return
+      case '/v1/health': this.json(response, 200, { services: node.controlPlane.serviceHealth(), origins: node.controlPlane.originHealth() }); return
       case '/v1/inspect': this.stream(response); return
       case '/metrics':
         this.init.metrics.render().then((text) => {
@@ -82,7 +94,7 @@ export class StatusApi {
         }, (error: Error) => this.json(response, 500, { error: error.message }))
         return
       default:
-        this.json(response, 404, { error: `no such endpoint ${path}`, endpoints: ['/v1/status', '/v1/peers', '/v1/members', '/v1/actors', '/v1/inspect', '/metrics'] })
+        this.json(response, 404, { error: `no such endpoint ${path}`, endpoints: ['/v1/status', '/v1/peers', '/v1/members', '/v1/routes', '/v1/health', '/v1/actors', '/v1/inspect', '/metrics', 'POST /v1/services/<name>/down', 'POST /v1/services/<name>/up'] })
     }
   }
 
