@@ -15,6 +15,7 @@ import { StatusApi, PortInUseError } from './status-api.ts'
 import { parseBootstrapList } from './libp2p-node.ts'
 import { KeyDirectory, signerFromLibp2pKey } from './signing.ts'
 import { createNetProber } from './probers.ts'
+import { startDemoService, type DemoService } from './demo-service.ts'
 
 export interface RunningNode {
   host: NodeHost
@@ -65,9 +66,18 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     ...(config.location === undefined ? {} : { location: config.location })
   })
   const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port })
+  let demo: DemoService | undefined
   try {
     await api.start()
+    if (config.demoServicePort !== undefined) {
+      try {
+        demo = await startDemoService({ name: config.name, host: '127.0.0.1', port: config.demoServicePort })
+      } catch (error) {
+        throw new ConfigError(configPath, 'demoServicePort', `cannot listen on 127.0.0.1:${config.demoServicePort}: ${(error as Error).message}`)
+      }
+    }
   } catch (error) {
+    await api.stop()
     await overlay.stop()
     if (error instanceof PortInUseError) throw new ConfigError(configPath, 'statusApi.port', error.message)
     throw error
@@ -80,6 +90,7 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     stop: async () => {
       stopping ??= (async () => {
         await host.stop()
+        await demo?.stop()
         await api.stop()
         trace?.close()
       })()

@@ -1,6 +1,8 @@
 // `form-anycast status`: what a running node sees — its peers' sessions and gossip members —
 // as tables for people or JSON for scripts.
 import type { MemberSummary, NodeStatus, PeerSummary } from './node.ts'
+import type { RouteEntry } from '../protocols/routes.ts'
+import type { OriginHealthView, ServiceHealthView } from './control-plane.ts'
 import { ConfigError } from './config.ts'
 
 export class StatusFetchError extends Error {
@@ -40,13 +42,15 @@ function shortId (peerId: string): string {
 export async function runStatusCommand (options: { api: string, json: boolean, write: (text: string) => void }): Promise<number> {
   const base = parseApiUrl(options.api)
   const signal = AbortSignal.timeout(5000)
-  const [status, peers, members] = await Promise.all([
+  const [status, peers, members, routes, health] = await Promise.all([
     getJson<NodeStatus>(base, '/v1/status', signal),
     getJson<{ peers: PeerSummary[] }>(base, '/v1/peers', signal),
-    getJson<{ members: MemberSummary[] }>(base, '/v1/members', signal)
+    getJson<{ members: MemberSummary[] }>(base, '/v1/members', signal),
+    getJson<{ routes: RouteEntry[] }>(base, '/v1/routes', signal),
+    getJson<{ services: ServiceHealthView[], origins: OriginHealthView[] }>(base, '/v1/health', signal)
   ])
   if (options.json) {
-    options.write(JSON.stringify({ status, peers: peers.peers, members: members.members }, null, 2))
+    options.write(JSON.stringify({ status, peers: peers.peers, members: members.members, routes: routes.routes, health }, null, 2))
     return 0
   }
   const names = new Map(members.members.map((member) => [member.peerId, member.name]))
@@ -61,5 +65,23 @@ export async function runStatusCommand (options: { api: string, json: boolean, w
     member.location === undefined ? '-' : `${member.location.lat.toFixed(2)},${member.location.lon.toFixed(2)}${member.location.region === undefined ? '' : ` ${member.location.region}`}`,
     `${(member.ageMs / 1000).toFixed(1)} s ago${member.stale ? ' (stale)' : ''}`, String(member.established)
   ])))
+  const name = (id: string | undefined): string => id === undefined ? '-' : id === status.peerId ? `${status.name} (self)` : names.get(id) ?? shortId(id)
+  options.write('')
+  options.write(table(['PREFIX', 'SERVICE', 'ORIGIN', 'NEXT HOP', 'COST ms', 'WHY', 'CANDIDATES'], routes.routes.map((route) => [
+    route.prefix, route.service, name(route.origin), name(route.nextHop), route.costMs === undefined ? '-' : route.costMs.toFixed(1), route.reason,
+    route.candidates.map((candidate) => `${name(candidate.origin)}:${candidate.attributes.health}${candidate.path === undefined ? ':unreachable' : ''}`).join(' ')
+  ])))
+  if (health.services.length > 0) {
+    options.write('')
+    options.write(table(['LOCAL SERVICE', 'PREFIX', 'VERDICT', 'ANNOUNCER', 'LAST ERROR'], health.services.map((service) => [
+      service.service, service.prefix, `${service.verdict}${service.adminDown ? ' (marked down)' : ''}`, service.announcer, service.lastError ?? ''
+    ])))
+  }
+  if (health.origins.length > 0) {
+    options.write('')
+    options.write(table(['ORIGIN PROBE', 'VERDICT', 'RTT ms', 'LAST ERROR'], health.origins.map((origin) => [
+      name(origin.origin), origin.verdict, origin.rttMs === undefined ? '-' : origin.rttMs.toFixed(1), origin.lastError ?? ''
+    ])))
+  }
   return 0
 }

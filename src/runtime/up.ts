@@ -26,6 +26,10 @@ export const DEMO_SITES: ReadonlyArray<{ name: string, location: NodeLocation }>
 
 export const MAX_UP_NODES = 64
 
+/** The demo service: `api` at one anycast address, served by three of every five nodes. */
+export const DEMO_SERVICE = { name: 'api', prefix: '10.42.255.1/32' }
+export function servesDemo (index: number): boolean { return index % 5 < 3 }
+
 export interface UpOptions {
   nodes: number
   dataDir: string
@@ -41,6 +45,7 @@ interface PlannedNode {
   peerId: string
   p2pPort: number
   apiPort: number
+  demoPort: number | undefined
   configPath: string
   location: NodeLocation
 }
@@ -74,7 +79,7 @@ async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
     const dataDir = join(options.dataDir, site.name)
     mkdirSync(dataDir, { recursive: true })
     const key = (await loadNodeKey(dataDir)) ?? await createNodeKeyFile(dataDir)
-    planned.push({ name: site.name, peerId: peerIdFromKey(key), p2pPort: await freePort(), apiPort: await freePort(options.apiPortBase === 0 ? 0 : options.apiPortBase + index), configPath: join(dataDir, 'node.json'), location: site.location })
+    planned.push({ name: site.name, peerId: peerIdFromKey(key), p2pPort: await freePort(), apiPort: await freePort(options.apiPortBase === 0 ? 0 : options.apiPortBase + index), demoPort: servesDemo(index) ? await freePort() : undefined, configPath: join(dataDir, 'node.json'), location: site.location })
   }
   for (const node of planned) {
     const config = {
@@ -85,7 +90,13 @@ async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
       bootstrap: planned.filter((other) => other !== node).map((other) => `/ip4/127.0.0.1/tcp/${other.p2pPort}/p2p/${other.peerId}`),
       statusApi: { host: '127.0.0.1', port: node.apiPort },
       location: node.location,
-      logLevel: options.logLevel
+      logLevel: options.logLevel,
+      ...(node.demoPort === undefined
+        ? {}
+        : {
+            demoServicePort: node.demoPort,
+            services: [{ ...DEMO_SERVICE, check: { kind: 'http', url: `http://127.0.0.1:${node.demoPort}/health` } }]
+          })
     }
     writeFileSync(node.configPath, JSON.stringify(config, null, 2) + '\n')
   }
@@ -117,7 +128,12 @@ export async function runUp (options: UpOptions): Promise<number> {
       if (match !== null) {
         ready.set(node.name, match[2]!)
         options.write(`node ${node.name}: status API ${match[2]} peer ${match[3]} pid ${match[4]}`)
-        if (ready.size === planned.length) options.write(`all ${planned.length} nodes ready; try: form-anycast status --api ${ready.get(planned[0]!.name)}   (Ctrl-C stops the network)`)
+        if (ready.size === planned.length) {
+          const origins = planned.filter((candidate) => candidate.demoPort !== undefined).map((candidate) => candidate.name)
+          options.write(`all ${planned.length} nodes ready; service ${DEMO_SERVICE.name} at ${DEMO_SERVICE.prefix} served by ${origins.join(', ')}`)
+          options.write(`try: form-anycast status --api ${ready.get(planned[0]!.name)}`)
+          options.write(`     curl -X POST ${ready.get(origins[0]!)}/v1/services/${DEMO_SERVICE.name}/down   (then /up; Ctrl-C stops the network)`)
+        }
       } else {
         options.write(`[${node.name}] ${line}`)
       }
