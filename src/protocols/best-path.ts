@@ -30,7 +30,7 @@ function compareOrigins (a: string, b: string): number {
  * The first criterion on which `a` and `b` differ, or 'tie-break' when only their origin ids do.
  * Usability is not a reason: it filters before the reasons apply.
  */
-function separatingCriterion (a: RouteCandidate, b: RouteCandidate): Exclude<SelectionReason, 'only-candidate' | 'no-usable-origin'> {
+function separatingCriterion (a: RouteCandidate, b: RouteCandidate): Exclude<SelectionReason, 'only-candidate' | 'no-usable-origin' | 'hysteresis'> {
   if (HEALTH_RANK[a.attributes.health] !== HEALTH_RANK[b.attributes.health]) return 'health'
   if (a.attributes.preference !== b.attributes.preference) return 'preference'
   if ((a.path?.costMs ?? Infinity) !== (b.path?.costMs ?? Infinity) || a.attributes.load !== b.attributes.load) return 'cost'
@@ -53,11 +53,36 @@ export function compareCandidates (a: RouteCandidate, b: RouteCandidate): number
   }
 }
 
-/** Choose the best origin for a prefix. Pure: the same candidates in any order give the same entry. */
-export function selectBestPath (prefix: string, service: string, candidates: RouteCandidate[]): RouteEntry {
+/**
+ * Cost hysteresis: the incumbent origin is kept while it is as healthy and preferred as the best and
+ * costs at most this fraction more (or this many ms, for sub-millisecond links), so measurement
+ * noise does not flap routes. 10 % matches the optimality bound the simulator checks.
+ */
+export const HYSTERESIS_RATIO = 0.1
+export const HYSTERESIS_MIN_MS = 0.5
+
+function keepsIncumbent (best: RouteCandidate, incumbent: RouteCandidate | undefined): incumbent is RouteCandidate {
+  if (incumbent === undefined || incumbent === best || !isUsable(incumbent)) return false
+  if (separatingCriterion(incumbent, best) !== 'cost') return false
+  const bestCost = best.path?.costMs ?? Infinity
+  const incumbentCost = incumbent.path?.costMs ?? Infinity
+  return incumbentCost <= bestCost + Math.max(bestCost * HYSTERESIS_RATIO, HYSTERESIS_MIN_MS)
+}
+
+/**
+ * Choose the best origin for a prefix. Pure: the same candidates (and incumbent) in any order give
+ * the same entry. `incumbent` is the origin chosen last time, kept within the cost hysteresis.
+ */
+export function selectBestPath (prefix: string, service: string, candidates: RouteCandidate[], incumbent?: string): RouteEntry {
   const sorted = [...candidates].sort(compareCandidates)
   const usable = sorted.filter(isUsable)
-  const best = usable[0]
+  const ranked = usable[0]
+  const kept = ranked === undefined ? undefined : usable.find((candidate) => candidate.origin === incumbent)
+  if (ranked !== undefined && keepsIncumbent(ranked, kept)) {
+    const path = kept.path as RoutePath
+    return { prefix, service, origin: kept.origin, nextHop: path.hops[0], costMs: path.costMs, reason: 'hysteresis', candidates: sorted }
+  }
+  const best = ranked
   if (best === undefined) {
     return { prefix, service, origin: undefined, nextHop: undefined, costMs: undefined, reason: 'no-usable-origin', candidates: sorted }
   }

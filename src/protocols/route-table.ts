@@ -117,6 +117,8 @@ export class RouteTable {
   private readonly direct = new Map<string, number>()
   private readonly neighbours = new Map<string, NeighbourReach>()
   private readonly relaysByOrigin = new Map<string, Set<string>>()
+  /** The origin chosen at the last selection per prefix: the incumbent for cost hysteresis. */
+  private readonly chosen = new Map<string, string>()
   /** A lower bound on every record's expiresAtMs, so expire() is O(1) when nothing is due. */
   private earliestExpiryMs = Infinity
   private droppedTableFull = 0
@@ -330,7 +332,9 @@ export class RouteTable {
       const a = record.signed.announcement
       candidates.push({ origin, seq: a.seq, attributes: a.attributes, path: this.pathTo(origin) })
     }
-    const selected = selectBestPath(prefix, '', candidates)
+    const selected = selectBestPath(prefix, '', candidates, this.chosen.get(prefix))
+    if (selected.origin === undefined) this.chosen.delete(prefix)
+    else this.chosen.set(prefix, selected.origin)
     return { ...selected, service: this.serviceOf(state, selected.candidates[0]?.origin) }
   }
 

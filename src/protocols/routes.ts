@@ -79,6 +79,8 @@ export type SelectionReason =
   | 'preference'
   | 'cost'
   | 'tie-break'
+  /** The current origin is kept: it is only marginally costlier than the best (no flapping on RTT noise). */
+  | 'hysteresis'
   | 'no-usable-origin'
 
 /** The route table entry for one prefix. */

@@ -126,6 +126,25 @@ test('best-path: property — compareCandidates is antisymmetric and transitive'
 
 // --- paths ----------------------------------------------------------------------------------------
 
+const hysteresisCases: Array<[string, Spec[], string | undefined, string, SelectionReason]> = [
+  ['incumbent 5 % costlier is kept', [{ origin: 'a', costMs: 100 }, { origin: 'b', costMs: 105 }], 'b', 'b', 'hysteresis'],
+  ['incumbent 10 % costlier is kept', [{ origin: 'a', costMs: 100 }, { origin: 'b', costMs: 110 }], 'b', 'b', 'hysteresis'],
+  ['incumbent 11 % costlier loses', [{ origin: 'a', costMs: 100 }, { origin: 'b', costMs: 111 }], 'b', 'a', 'cost'],
+  ['sub-millisecond noise keeps the incumbent', [{ origin: 'a', costMs: 1 }, { origin: 'b', costMs: 1.4 }], 'b', 'b', 'hysteresis'],
+  ['a degraded incumbent is never kept', [{ origin: 'a', costMs: 100 }, { origin: 'b', costMs: 90, health: 'degraded' }], 'b', 'a', 'health'],
+  ['a less preferred incumbent is never kept', [{ origin: 'a', costMs: 100, preference: 200 }, { origin: 'b', costMs: 100 }], 'b', 'a', 'preference'],
+  ['an unreachable incumbent is never kept', [{ origin: 'a', costMs: 100 }, { origin: 'b', costMs: null }], 'b', 'a', 'only-candidate'],
+  ['no incumbent: plain best', [{ origin: 'a', costMs: 100 }, { origin: 'b', costMs: 105 }], undefined, 'a', 'cost']
+]
+
+for (const [label, specs, incumbent, expected, reason] of hysteresisCases) {
+  test(`best-path hysteresis: ${label}`, () => {
+    const entry = selectBestPath('10.0.0.1/32', 'api', specs.map(candidate), incumbent)
+    assert.is(entry.origin, expected)
+    assert.is(entry.reason, reason)
+  })
+}
+
 test('best-path: directPath and localPath', () => {
   assert.equal(directPath('o', 12), { hops: ['o'], costMs: 12 })
   assert.equal(localPath('me'), { hops: ['me'], costMs: 0 })
