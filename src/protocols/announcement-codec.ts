@@ -19,6 +19,7 @@
 // is a typed error, never a crash.
 import { parsePrefix, PrefixError } from './cidr.ts'
 import { MAX_UPDATE_BYTES } from './session-codec.ts'
+import { ByteReader, ByteWriter } from './bytes.ts'
 import type { HealthState, ReachReport, RouteAnnouncement, SignedAnnouncement } from './routes.ts'
 import type { Signer, Verifier } from '../runtime/ports.ts'
 
@@ -59,8 +60,6 @@ const FLAG_LOCATION = 2
 const FLAG_REGION = 4
 
 const utf8Encoder = new TextEncoder()
-// ignoreBOM keeps a leading U+FEFF in the string, so re-encoding gives back the same bytes.
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 // --- validation -------------------------------------------------------------------------------
 
@@ -197,30 +196,12 @@ function measure (message: UpdateMessage): number {
     1 + (message.reach === undefined ? 0 : reachLength(message.reach))
 }
 
-class Writer {
-  readonly bytes: Uint8Array
-  private readonly view: DataView
-  private offset = 0
-  constructor (length: number) {
-    this.bytes = new Uint8Array(length)
-    this.view = new DataView(this.bytes.buffer)
-  }
-
-  u8 (value: number): void { this.view.setUint8(this.offset, value); this.offset += 1 }
-  u16 (value: number): void { this.view.setUint16(this.offset, value); this.offset += 2 }
-  u32 (value: number): void { this.view.setUint32(this.offset, value); this.offset += 4 }
-  f64 (value: number): void { this.view.setFloat64(this.offset, value); this.offset += 8 }
-  raw (value: Uint8Array): void { this.bytes.set(value, this.offset); this.offset += value.byteLength }
-  bytesWithLength (value: Uint8Array): void { this.u8(value.byteLength); this.raw(value) }
-  string (value: string): void { this.bytesWithLength(utf8Encoder.encode(value)) }
-}
-
-function writeBody (writer: Writer, a: RouteAnnouncement): void {
+function writeBody (writer: ByteWriter, a: RouteAnnouncement): void {
   const { attributes } = a
   const location = attributes.location
-  writer.string(a.prefix)
-  writer.string(a.service)
-  writer.string(a.origin)
+  writer.string8(a.prefix)
+  writer.string8(a.service)
+  writer.string8(a.origin)
   writer.f64(a.seq)
   writer.u8((a.withdrawn ? FLAG_WITHDRAWN : 0) | (location === undefined ? 0 : FLAG_LOCATION) |
     (location?.region === undefined ? 0 : FLAG_REGION))
@@ -231,7 +212,7 @@ function writeBody (writer: Writer, a: RouteAnnouncement): void {
   if (location === undefined) return
   writer.f64(location.lat)
   writer.f64(location.lon)
-  if (location.region !== undefined) writer.string(location.region)
+  if (location.region !== undefined) writer.string8(location.region)
 }
 
 /**
@@ -241,7 +222,7 @@ function writeBody (writer: Writer, a: RouteAnnouncement): void {
 export function announcementSigningBytes (a: RouteAnnouncement): Uint8Array {
   validateAnnouncement(a)
   const domain = utf8Encoder.encode(SIGNING_DOMAIN)
-  const writer = new Writer(domain.byteLength + bodyLength(a))
+  const writer = new ByteWriter(domain.byteLength + bodyLength(a))
   writer.raw(domain)
   writeBody(writer, a)
   return writer.bytes
@@ -258,21 +239,21 @@ export function encodeUpdate (message: UpdateMessage): Uint8Array {
   if (length > MAX_UPDATE_MESSAGE_BYTES) {
     throw new AnnouncementError('update', `${length} bytes is larger than ${MAX_UPDATE_MESSAGE_BYTES} (split it with packUpdates)`)
   }
-  const writer = new Writer(length)
+  const writer = new ByteWriter(length)
   writer.u8(UPDATE_VERSION)
   writer.u16(message.announcements.length)
   for (const signed of message.announcements) {
     writeBody(writer, signed.announcement)
-    writer.bytesWithLength(signed.signature)
+    writer.bytes8(signed.signature)
   }
   const reach = message.reach
   writer.u8(reach === undefined ? 0 : 1)
   if (reach !== undefined) {
-    writer.string(reach.from)
+    writer.string8(reach.from)
     writer.f64(reach.seq)
     writer.u16(reach.entries.length)
     for (const entry of reach.entries) {
-      writer.string(entry.origin)
+      writer.string8(entry.origin)
       writer.f64(entry.rttMs)
     }
   }
@@ -307,50 +288,10 @@ export function packUpdates (announcements: SignedAnnouncement[], reach?: ReachR
 
 // --- decoding ---------------------------------------------------------------------------------
 
-class Reader {
-  private readonly view: DataView
-  private offset = 0
-  constructor (private readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  }
-
-  private need (count: number, field: string): void {
-    if (this.offset + count > this.bytes.byteLength) throw new AnnouncementError(field, 'truncated')
-  }
-
-  u8 (field: string): number { this.need(1, field); return this.view.getUint8(this.offset++) }
-  u16 (field: string): number { this.need(2, field); const v = this.view.getUint16(this.offset); this.offset += 2; return v }
-  u32 (field: string): number { this.need(4, field); const v = this.view.getUint32(this.offset); this.offset += 4; return v }
-  f64 (field: string): number {
-    this.need(8, field)
-    const value = this.view.getFloat64(this.offset)
-    this.offset += 8
-    if (!Number.isFinite(value)) throw new AnnouncementError(field, 'not a finite number')
-    return value
-  }
-
-  bytesWithLength (field: string): Uint8Array {
-    const length = this.u8(field)
-    this.need(length, field)
-    const slice = this.bytes.slice(this.offset, this.offset + length)
-    this.offset += length
-    return slice
-  }
-
-  string (field: string): string {
-    const bytes = this.bytesWithLength(field)
-    try { return utf8Decoder.decode(bytes) } catch { throw new AnnouncementError(field, 'not valid UTF-8') }
-  }
-
-  end (): void {
-    if (this.offset !== this.bytes.byteLength) throw new AnnouncementError('update', `${this.bytes.byteLength - this.offset} trailing bytes`)
-  }
-}
-
-function readAnnouncement (reader: Reader, path: string): RouteAnnouncement {
-  const prefix = reader.string(`${path}prefix`)
-  const service = reader.string(`${path}service`)
-  const origin = reader.string(`${path}origin`)
+function readAnnouncement (reader: ByteReader, path: string): RouteAnnouncement {
+  const prefix = reader.string8(`${path}prefix`)
+  const service = reader.string8(`${path}service`)
+  const origin = reader.string8(`${path}origin`)
   const seq = reader.f64(`${path}seq`)
   const flags = reader.u8(`${path}flags`)
   if ((flags & ~(FLAG_WITHDRAWN | FLAG_LOCATION | FLAG_REGION)) !== 0) throw new AnnouncementError(`${path}flags`, `unknown bits 0x${flags.toString(16)}`)
@@ -368,21 +309,21 @@ function readAnnouncement (reader: Reader, path: string): RouteAnnouncement {
     const lat = reader.f64(`${path}attributes.location.lat`)
     const lon = reader.f64(`${path}attributes.location.lon`)
     announcement.attributes.location = (flags & FLAG_REGION) !== 0
-      ? { lat, lon, region: reader.string(`${path}attributes.location.region`) }
+      ? { lat, lon, region: reader.string8(`${path}attributes.location.region`) }
       : { lat, lon }
   }
   validateAnnouncement(announcement, path)
   return announcement
 }
 
-function readReach (reader: Reader): ReachReport {
-  const from = reader.string('reach.from')
+function readReach (reader: ByteReader): ReachReport {
+  const from = reader.string8('reach.from')
   const seq = reader.f64('reach.seq')
   const count = reader.u16('reach.entries')
   if (count > MAX_REACH_ENTRIES) throw new AnnouncementError('reach.entries', `more than ${MAX_REACH_ENTRIES}`)
   const entries: ReachReport['entries'] = []
   for (let index = 0; index < count; index++) {
-    entries.push({ origin: reader.string(`reach.entries[${index}].origin`), rttMs: reader.f64(`reach.entries[${index}].rttMs`) })
+    entries.push({ origin: reader.string8(`reach.entries[${index}].origin`), rttMs: reader.f64(`reach.entries[${index}].rttMs`) })
   }
   const report = { from, seq, entries }
   validateReachReport(report)
@@ -393,7 +334,7 @@ function readReach (reader: Reader): ReachReport {
 export function decodeUpdate (bytes: Uint8Array): UpdateMessage {
   if (!(bytes instanceof Uint8Array)) throw new AnnouncementError('update', 'must be bytes')
   if (bytes.byteLength > MAX_UPDATE_MESSAGE_BYTES) throw new AnnouncementError('update', `larger than ${MAX_UPDATE_MESSAGE_BYTES} bytes`)
-  const reader = new Reader(bytes)
+  const reader = new ByteReader(bytes, (field: string, reason: string) => new AnnouncementError(field, reason))
   const version = reader.u8('update.version')
   if (version !== UPDATE_VERSION) throw new AnnouncementError('update.version', `unsupported version ${version}`)
   const count = reader.u16('announcements')
@@ -402,14 +343,14 @@ export function decodeUpdate (bytes: Uint8Array): UpdateMessage {
   for (let index = 0; index < count; index++) {
     const path = `announcements[${index}].`
     const announcement = readAnnouncement(reader, `${path}announcement.`)
-    const signature = reader.bytesWithLength(`${path}signature`)
+    const signature = reader.bytes8(`${path}signature`)
     if (signature.byteLength === 0) throw new AnnouncementError(`${path}signature`, 'empty')
     announcements.push({ announcement, signature })
   }
   const reachFlag = reader.u8('reach')
   if (reachFlag > 1) throw new AnnouncementError('reach', `flag must be 0 or 1, not ${reachFlag}`)
   const message: UpdateMessage = reachFlag === 1 ? { announcements, reach: readReach(reader) } : { announcements }
-  reader.end()
+  reader.end('update')
   return message
 }
 

@@ -7,6 +7,8 @@
 // Decoding is defensive: every read is bounds-checked and a malformed frame raises a
 // SessionFrameError that names the field, so a session can answer with a precise NOTIFICATION.
 
+import { ByteReader, ByteWriter, utf8Length, type FieldError } from './bytes.ts'
+
 export const SESSION_PROTOCOL = '/form-anycast/session/1.0.0'
 export const SESSION_PROTOCOL_VERSION = 1
 
@@ -77,11 +79,10 @@ export class SessionFrameError extends Error {
   }
 }
 
-const utf8Encoder = new TextEncoder()
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
+const sessionError: FieldError = (field, reason) => new SessionFrameError(field, reason)
 
 function stringLength (value: string, field: string): number {
-  const length = utf8Encoder.encode(value).byteLength
+  const length = utf8Length(value)
   if (length > MAX_STRING_BYTES) throw new SessionFrameError(field, `longer than ${MAX_STRING_BYTES} bytes`)
   return 2 + length
 }
@@ -100,34 +101,12 @@ export function encodingLength (frame: SessionFrame): number {
   }
 }
 
-class Writer {
-  readonly bytes: Uint8Array
-  private readonly view: DataView
-  private offset = 0
-  constructor (length: number) {
-    this.bytes = new Uint8Array(length)
-    this.view = new DataView(this.bytes.buffer)
-  }
-
-  u8 (value: number): void { this.view.setUint8(this.offset, value); this.offset += 1 }
-  u32 (value: number): void { this.view.setUint32(this.offset, value); this.offset += 4 }
-  f64 (value: number): void { this.view.setFloat64(this.offset, value); this.offset += 8 }
-  string (value: string): void {
-    const encoded = utf8Encoder.encode(value)
-    this.view.setUint16(this.offset, encoded.byteLength)
-    this.bytes.set(encoded, this.offset + 2)
-    this.offset += 2 + encoded.byteLength
-  }
-
-  raw (value: Uint8Array): void { this.bytes.set(value, this.offset); this.offset += value.byteLength }
-}
-
 function checkUint (value: number, max: number, field: string): void {
   if (!Number.isInteger(value) || value < 0 || value > max) throw new SessionFrameError(field, `must be an integer in [0, ${max}]`)
 }
 
 export function encode (frame: SessionFrame): Uint8Array {
-  const writer = new Writer(encodingLength(frame))
+  const writer = new ByteWriter(encodingLength(frame))
   writer.u8(FrameType[frame.type])
   switch (frame.type) {
     case 'open':
@@ -135,11 +114,11 @@ export function encode (frame: SessionFrame): Uint8Array {
       checkUint(frame.holdTimeMs, 0xffffffff, 'open.holdTimeMs')
       if (frame.capabilities.length > MAX_CAPABILITIES) throw new SessionFrameError('open.capabilities', `more than ${MAX_CAPABILITIES}`)
       writer.u8(frame.version)
-      writer.string(frame.networkId)
-      writer.string(frame.nodeId)
+      writer.string16(frame.networkId)
+      writer.string16(frame.nodeId)
       writer.u32(frame.holdTimeMs)
       writer.u8(frame.capabilities.length)
-      for (const capability of frame.capabilities) writer.string(capability)
+      for (const capability of frame.capabilities) writer.string16(capability)
       break
     case 'keepalive':
       writer.f64(frame.sentAtMs)
@@ -156,71 +135,27 @@ export function encode (frame: SessionFrame): Uint8Array {
       checkUint(frame.subcode, 0xff, 'notification.subcode')
       writer.u8(frame.code)
       writer.u8(frame.subcode)
-      writer.string(frame.message)
+      writer.string16(frame.message)
       break
   }
   return writer.bytes
 }
 
-class Reader {
-  private readonly view: DataView
-  private offset = 0
-  constructor (private readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  }
-
-  private need (count: number, field: string): void {
-    if (this.offset + count > this.bytes.byteLength) throw new SessionFrameError(field, 'truncated')
-  }
-
-  u8 (field: string): number { this.need(1, field); return this.view.getUint8(this.offset++) }
-  u32 (field: string): number { this.need(4, field); const v = this.view.getUint32(this.offset); this.offset += 4; return v }
-  f64 (field: string): number {
-    this.need(8, field)
-    const value = this.view.getFloat64(this.offset)
-    this.offset += 8
-    if (!Number.isFinite(value)) throw new SessionFrameError(field, 'not a finite number')
-    return value
-  }
-
-  string (field: string): string {
-    this.need(2, field)
-    const length = this.view.getUint16(this.offset)
-    if (length > MAX_STRING_BYTES) throw new SessionFrameError(field, `longer than ${MAX_STRING_BYTES} bytes`)
-    this.offset += 2
-    this.need(length, field)
-    const slice = this.bytes.subarray(this.offset, this.offset + length)
-    this.offset += length
-    try { return utf8Decoder.decode(slice) } catch { throw new SessionFrameError(field, 'not valid UTF-8') }
-  }
-
-  raw (length: number, field: string): Uint8Array {
-    this.need(length, field)
-    const slice = this.bytes.slice(this.offset, this.offset + length)
-    this.offset += length
-    return slice
-  }
-
-  end (): void {
-    if (this.offset !== this.bytes.byteLength) throw new SessionFrameError('frame', `${this.bytes.byteLength - this.offset} trailing bytes`)
-  }
-}
-
 export function decode (bytes: Uint8Array): SessionFrame {
   if (bytes.byteLength === 0) throw new SessionFrameError('frame', 'empty')
-  const reader = new Reader(bytes)
+  const reader = new ByteReader(bytes, sessionError)
   const type = reader.u8('frame.type')
   let frame: SessionFrame
   switch (type) {
     case FrameType.open: {
       const version = reader.u8('open.version')
-      const networkId = reader.string('open.networkId')
-      const nodeId = reader.string('open.nodeId')
+      const networkId = reader.string16('open.networkId', MAX_STRING_BYTES)
+      const nodeId = reader.string16('open.nodeId', MAX_STRING_BYTES)
       const holdTimeMs = reader.u32('open.holdTimeMs')
       const count = reader.u8('open.capabilities')
       if (count > MAX_CAPABILITIES) throw new SessionFrameError('open.capabilities', `more than ${MAX_CAPABILITIES}`)
       const capabilities: string[] = []
-      for (let i = 0; i < count; i++) capabilities.push(reader.string('open.capabilities'))
+      for (let i = 0; i < count; i++) capabilities.push(reader.string16('open.capabilities', MAX_STRING_BYTES))
       frame = { type: 'open', version, networkId, nodeId, holdTimeMs, capabilities }
       break
     }
@@ -234,11 +169,11 @@ export function decode (bytes: Uint8Array): SessionFrame {
       break
     }
     case FrameType.notification:
-      frame = { type: 'notification', code: reader.u8('notification.code'), subcode: reader.u8('notification.subcode'), message: reader.string('notification.message') }
+      frame = { type: 'notification', code: reader.u8('notification.code'), subcode: reader.u8('notification.subcode'), message: reader.string16('notification.message', MAX_STRING_BYTES) }
       break
     default:
       throw new SessionFrameError('frame.type', `unknown type ${type}`)
   }
-  reader.end()
+  reader.end('frame')
   return frame
 }

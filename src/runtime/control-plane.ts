@@ -4,7 +4,7 @@
 // RTT; neighbours exchange what they reach so an origin we cannot reach can still be used through a
 // one-hop relay. The route table picks the best origin per prefix (src/protocols/best-path.ts).
 import { createActor, type Actor } from 'xstate'
-import { healthProberMachine, type HealthProberPolicy } from '../actors/health-prober.ts'
+import { healthProberMachine, type HealthProberInput, type HealthProberPolicy } from '../actors/health-prober.ts'
 import { prefixAnnouncerMachine, defaultPrefixAnnouncerPolicy } from '../actors/prefix-announcer.ts'
 import type { SessionListener } from '../actors/peer-session.ts'
 import { decodeUpdate, encodeUpdate, packUpdates, signAnnouncement, verifyAnnouncement, type UpdateMessage } from '../protocols/announcement-codec.ts'
@@ -12,21 +12,13 @@ import { RouteTable } from '../protocols/route-table.ts'
 import type { GeoLocation, ReachReport, RouteAttributes, RouteEntry, SignedAnnouncement } from '../protocols/routes.ts'
 import type { Verdict } from '../protocols/health-verdict.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisorDefaults } from './supervisor.ts'
-import { xstateInspector, type InspectionBus } from './inspection.ts'
+import { xstateInspector } from './inspection.ts'
 import type { ServiceConfig } from './config.ts'
-import type { Clock, Counter, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Verifier } from './ports.ts'
+import type { Counter, OverlayMessage, PeerId, Prober, ProbeTarget } from './ports.ts'
+import type { NodeComponents } from './node.ts'
 
-export interface ControlPlaneComponents {
-  clock: Clock
-  random: Random
-  overlay: Overlay
-  logger: Logger
-  metrics: Metrics
-  inspector: InspectionBus
-  signer: Signer
-  verifier: Verifier
-  prober: Prober
-}
+/** The node's components, with the prober built. */
+export type ControlPlaneComponents = Omit<NodeComponents, 'makeProber'> & { prober: Prober }
 
 export interface ControlPlaneConfig {
   nodeName: string
@@ -250,7 +242,12 @@ export class ControlPlane {
   }
 
   private serviceProberSpec (service: ServiceConfig): ChildSpec {
-    const id = `service:${service.name}`
+    return this.proberSpec(`service:${service.name}`, 'services', service.check, this.config.serviceProbe, (verdict) => {
+      if (!this.adminDown.has(service.name)) this.announcerFor(service.prefix)?.send({ type: verdictEvent(verdict) })
+    })
+  }
+
+  private proberSpec (id: string, parent: string, target: ProbeTarget, policy: HealthProberPolicy, onVerdict: HealthProberInput['onVerdict']): ChildSpec {
     return {
       id,
       kind: 'health-prober',
@@ -259,17 +256,8 @@ export class ControlPlane {
         kind: 'actor',
         actor: createActor(healthProberMachine, {
           ...ctx.actorOptions,
-          inspect: this.inspect(id, 'health-prober', 'services'),
-          input: {
-            target: service.check,
-            prober: this.components.prober,
-            random: ctx.random,
-            clock: ctx.clock,
-            policy: this.config.serviceProbe,
-            onVerdict: (verdict) => {
-              if (!this.adminDown.has(service.name)) this.announcerFor(service.prefix)?.send({ type: verdictEvent(verdict) })
-            }
-          }
+          inspect: this.inspect(id, 'health-prober', parent),
+          input: { target, prober: this.components.prober, random: ctx.random, clock: ctx.clock, policy, ...(onVerdict === undefined ? {} : { onVerdict }) }
         })
       })
     }
@@ -359,30 +347,11 @@ export class ControlPlane {
   }
 
   private originProberSpec (origin: PeerId): ChildSpec {
-    const id = `origin-probe:${origin}`
-    return {
-      id,
-      kind: 'health-prober',
-      restart: 'permanent',
-      start: (ctx) => ({
-        kind: 'actor',
-        actor: createActor(healthProberMachine, {
-          ...ctx.actorOptions,
-          inspect: this.inspect(id, 'health-prober', 'origins'),
-          input: {
-            target: { kind: 'peer', peerId: origin },
-            prober: this.components.prober,
-            random: ctx.random,
-            clock: ctx.clock,
-            policy: { ...this.config.originProbe, indirect: { k: 2, via: () => this.establishedPeers().map((peer) => peer.peerId).filter((peer) => peer !== origin) } },
-            onVerdict: (verdict, detail) => {
-              const rtt = verdict === 'failed' || verdict === 'unknown' ? undefined : detail.lastLatencyMs ?? 0
-              this.routesChanged(this.table.setDirectReach(origin, rtt))
-            }
-          }
-        })
-      })
-    }
+    const helpers = (): PeerId[] => this.establishedPeers().map((peer) => peer.peerId).filter((peer) => peer !== origin)
+    return this.proberSpec(`origin-probe:${origin}`, 'origins', { kind: 'peer', peerId: origin }, { ...this.config.originProbe, indirect: { k: 2, via: helpers } }, (verdict, detail) => {
+      const rtt = verdict === 'failed' || verdict === 'unknown' ? undefined : detail.lastLatencyMs ?? 0
+      this.routesChanged(this.table.setDirectReach(origin, rtt))
+    })
   }
 
   /** Periodic: expire silent origins, refresh measured RTTs, tell neighbours what we reach. */
