@@ -86,6 +86,9 @@ export class ControlPlane {
   private readonly routeListeners: Array<(change: RouteChange) => void> = []
   private readonly counters: Record<'rejected' | 'applied' | 'routeChanges' | 'updatesSent', Counter>
   private lastSeq = 0
+  private unsubscribe: (() => void) | undefined
+  /** Updates the validator accepted, by payload, so delivery does not decode them again. */
+  private readonly validated = new WeakMap<Uint8Array, UpdateMessage>()
   private refreshTimer: unknown
   private running = false
 
@@ -122,12 +125,17 @@ export class ControlPlane {
     this.running = true
     const { overlay } = this.components
     overlay.setValidator(this.config.routesTopic, (message) => this.validateGossip(message))
-    overlay.subscribe(this.config.routesTopic, (message) => { this.applyUpdate(this.decodeQuietly(message.data), undefined) })
+    this.unsubscribe = overlay.subscribe(this.config.routesTopic, (message) => {
+      this.applyUpdate(this.validated.get(message.data) ?? this.decodeQuietly(message.data), undefined)
+    })
     this.scheduleRefresh()
   }
 
   stop (): void {
     this.running = false
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+    this.components.overlay.setValidator(this.config.routesTopic, undefined)
     if (this.refreshTimer !== undefined) this.components.clock.clearTimeout(this.refreshTimer)
     this.refreshTimer = undefined
   }
@@ -302,7 +310,9 @@ export class ControlPlane {
     const update = this.decodeQuietly(message.data, message.from)
     if (update === undefined) return 'reject'
     if (update.reach !== undefined) { this.counters.rejected.inc({ reason: 'reach-on-gossip' }); return 'reject' }
-    return update.announcements.every((signed) => this.verified(signed, message.from)) ? 'accept' : 'reject'
+    if (!update.announcements.every((signed) => this.verified(signed, message.from))) return 'reject'
+    this.validated.set(message.data, update)
+    return 'accept'
   }
 
   private verified (signed: SignedAnnouncement, from: PeerId | undefined): boolean {

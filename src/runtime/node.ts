@@ -99,6 +99,8 @@ export class NodeHost {
   readonly controlPlane: ControlPlane
   private peerProbes: PeerProbes | undefined
   private readonly members = new Map<PeerId, Member>()
+  /** Heartbeats the validator accepted, by payload, so delivery does not decode them again. */
+  private readonly validatedHeartbeats = new WeakMap<Uint8Array, Heartbeat>()
   private readonly unsubscribes: Unsubscribe[] = []
   private readonly incarnation: number
   private readonly counters: { invalidGossip: Counter, sessionsEstablished: Counter }
@@ -314,7 +316,7 @@ export class NodeHost {
 
   private validateHeartbeat (message: OverlayMessage): 'accept' | 'reject' {
     try {
-      decodeHeartbeat(message.data)
+      this.validatedHeartbeats.set(message.data, decodeHeartbeat(message.data))
       return 'accept'
     } catch (error) {
       this.counters.invalidGossip.inc({ topic: 'health' })
@@ -324,8 +326,8 @@ export class NodeHost {
   }
 
   private recordHeartbeat (message: OverlayMessage): void {
-    let heartbeat: Heartbeat
-    try { heartbeat = decodeHeartbeat(message.data) } catch { return }
+    let heartbeat: Heartbeat | undefined = this.validatedHeartbeats.get(message.data)
+    try { heartbeat ??= decodeHeartbeat(message.data) } catch { return }
     const known = this.members.get(message.from)
     const newer = known === undefined || known.heartbeat.incarnation !== heartbeat.incarnation || heartbeat.seq > known.heartbeat.seq
     if (!newer) return
