@@ -12,7 +12,9 @@ import { defaultPeerSessionConfig, type PeerSessionConfig } from '../src/actors/
 import type { PeerId } from '../src/runtime/ports.ts'
 import { KeyDirectory, createSimSigner } from '../src/runtime/signing.ts'
 import { createSimProber, type ServiceOracle } from '../src/runtime/probers.ts'
-import type { ServiceConfig } from '../src/runtime/config.ts'
+import type { NodeLocation, ServiceConfig } from '../src/runtime/config.ts'
+import type { Random, Signer } from '../src/runtime/ports.ts'
+import type { SimOverlay } from '../src/runtime/sim-overlay.ts'
 
 export interface WorldOptions {
   seed: number
@@ -31,6 +33,12 @@ export interface WorldOptions {
   latency?: (a: PeerId, b: PeerId) => number
   /** Overrides of the control-plane timing. */
   timing?: Partial<typeof defaultNodeTiming>
+  /** Node ids, in order; default `n00000`, `n00001`, …. When given, its length must equal `nodes`. */
+  ids?: PeerId[]
+  /** Where each node says it is (announcements and heartbeats carry it); none by default. */
+  location?: (index: number, id: PeerId) => NodeLocation | undefined
+  /** Extra delay per message (SimNetworkOptions.jitter); none by default. */
+  jitter?: { ms?: number, fraction?: number }
 }
 
 export class SimWorld {
@@ -42,47 +50,64 @@ export class SimWorld {
   /** Services the world has taken down, as `<node>/<service>`; their checks fail. */
   readonly downServices = new Set<string>()
   private readonly hash = createHashSink()
+  private readonly random: Random
+  private readonly ids: PeerId[]
+  /** Each node's overlay neighbours when the world started: a restarted node dials them again. */
+  private readonly bootstrap = new Map<PeerId, PeerId[]>()
+  /** Crashed hosts whose actors are still winding down (crashNode), by node. */
+  private readonly windingDown = new Map<PeerId, { done: boolean }>()
+  private readonly lives = new Map<PeerId, number>()
 
   constructor (readonly options: WorldOptions) {
-    const random = createRandom(options.seed)
+    const random = this.random = createRandom(options.seed)
     this.network = new SimNetwork({
       clock: this.clock,
       random: random.fork('network'),
       latencyMs: options.latency ?? (() => options.latencyMs ?? 20),
-      lossRate: options.lossRate ?? 0
+      lossRate: options.lossRate ?? 0,
+      ...(options.jitter === undefined ? {} : { jitter: options.jitter })
     })
     this.bus.addSink(this.hash)
     for (const sink of options.sinks ?? []) this.bus.addSink(sink)
-    const ids = Array.from({ length: options.nodes }, (_, index) => `n${String(index).padStart(5, '0')}`)
+    if (options.ids !== undefined && options.ids.length !== options.nodes) throw new RangeError(`SimWorld: ids has ${options.ids.length} entries, nodes is ${options.nodes}`)
+    const ids = this.ids = options.ids ?? Array.from({ length: options.nodes }, (_, index) => `n${String(index).padStart(5, '0')}`)
     for (const id of ids) {
       const overlay = this.network.createOverlay(id)
-      const services = options.services?.(ids.indexOf(id), id) ?? []
-      // A simulated service check answers from the world: up unless the scenario took it down.
-      const oracle: ServiceOracle = (target) => {
-        const service = services.find((candidate) => JSON.stringify(candidate.check) === JSON.stringify(target))
-        return { up: service !== undefined && !this.downServices.has(`${id}/${service.name}`), latencyMs: 1 }
-      }
-      this.hosts.set(id, new NodeHost({
-        clock: this.clock,
-        random: random.fork(`node:${id}`),
-        overlay,
-        logger: createMemoryLogger({ limit: 100, bindings: { node: id } }),
-        metrics: createMemoryMetrics(),
-        inspector: this.bus,
-        signer: createSimSigner(id, random.fork(`key:${id}`), this.keys),
-        verifier: this.keys,
-        makeProber: (peers) => createSimProber(peers, this.clock, oracle)
-      }, {
-        name: id,
-        networkId: 'sim',
-        session: { ...defaultPeerSessionConfig, ...options.session },
-        ...defaultNodeTiming,
-        ...options.timing,
-        heartbeatIntervalMs: options.heartbeatIntervalMs ?? defaultNodeTiming.heartbeatIntervalMs,
-        neighbours: [],
-        services
-      }))
+      this.hosts.set(id, this.createHost(id, overlay, random.fork(`node:${id}`), createSimSigner(id, random.fork(`key:${id}`), this.keys), []))
     }
+  }
+
+  private createHost (id: PeerId, overlay: SimOverlay, random: Random, signer: Signer, neighbours: PeerId[]): NodeHost {
+    const { options } = this
+    const index = this.ids.indexOf(id)
+    const services = options.services?.(index, id) ?? []
+    const location = options.location?.(index, id)
+    // A simulated service check answers from the world: up unless the scenario took it down.
+    const oracle: ServiceOracle = (target) => {
+      const service = services.find((candidate) => JSON.stringify(candidate.check) === JSON.stringify(target))
+      return { up: service !== undefined && !this.downServices.has(`${id}/${service.name}`), latencyMs: 1 }
+    }
+    return new NodeHost({
+      clock: this.clock,
+      random,
+      overlay,
+      logger: createMemoryLogger({ limit: 100, bindings: { node: id } }),
+      metrics: createMemoryMetrics(),
+      inspector: this.bus,
+      signer,
+      verifier: this.keys,
+      makeProber: (peers) => createSimProber(peers, this.clock, oracle)
+    }, {
+      name: id,
+      networkId: 'sim',
+      session: { ...defaultPeerSessionConfig, ...options.session },
+      ...defaultNodeTiming,
+      ...options.timing,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? defaultNodeTiming.heartbeatIntervalMs,
+      neighbours,
+      services,
+      ...(location === undefined ? {} : { location })
+    })
   }
 
   /** sha256 of the JSONL inspection trace so far. */
@@ -92,6 +117,7 @@ export class SimWorld {
   async start (): Promise<void> {
     for (const host of this.hosts.values()) await host.start()
     this.network.connectRandomGraph([...this.hosts.keys()], this.options.degree ?? 4)
+    for (const [id, host] of this.hosts) this.bootstrap.set(id, host.components.overlay.connectedPeers())
     await settle()
   }
 
@@ -112,6 +138,47 @@ export class SimWorld {
   }
 
   crash (id: PeerId): void { this.network.crash(id) }
+
+  /**
+   * The machine dies: the network drops everything to and from it at once (as crash does), and the
+   * dead process's actors are stopped on the clock so none of them outlives it. Nothing they do on
+   * the way out leaves the crashed overlay. restartNode needs that wind-down to have finished.
+   */
+  crashNode (id: PeerId): void {
+    const host = this.requireHost(id)
+    this.network.crash(id)
+    const state = { done: false }
+    this.windingDown.set(id, state)
+    void host.stop().finally(() => { state.done = true })
+  }
+
+  isCrashed (id: PeerId): boolean { return this.network.isCrashed(id) }
+
+  /**
+   * A node crashed by crashNode boots again: a fresh NodeHost (same id and key, new state) on the
+   * restarted overlay, dialling the neighbours it had when the world started, as a real node dials
+   * its bootstrap peers.
+   */
+  async restartNode (id: PeerId): Promise<NodeHost> {
+    const old = this.requireHost(id)
+    const windingDown = this.windingDown.get(id)
+    if (windingDown === undefined) throw new Error(`restartNode: ${id} was not crashed with crashNode`)
+    if (!windingDown.done) throw new Error(`restartNode: ${id} is still winding down; restart it later`)
+    this.windingDown.delete(id)
+    const life = (this.lives.get(id) ?? 0) + 1
+    this.lives.set(id, life)
+    const overlay = this.network.restart(id)
+    const host = this.createHost(id, overlay, this.random.fork(`node:${id}:life:${life}`), old.components.signer, this.bootstrap.get(id) ?? [])
+    this.hosts.set(id, host)
+    await host.start()
+    return host
+  }
+
+  private requireHost (id: PeerId): NodeHost {
+    const host = this.hosts.get(id)
+    if (host === undefined) throw new Error(`unknown node ${id}`)
+    return host
+  }
 
   /** Stops every node, running virtual time meanwhile: a stopping node drains on the clock. */
   async stop (): Promise<void> {

@@ -8,6 +8,7 @@ import { runStatusCommand, StatusFetchError } from './status-command.ts'
 import { NodeKeyError } from './node-key.ts'
 import { InvalidOverlayAddressError } from './libp2p-node.ts'
 import { LOG_LEVELS } from './logger.ts'
+import { registerSimCommand } from '../../simulations/sim-command.ts'
 
 export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
@@ -68,6 +69,8 @@ export async function main (argv: string[], io: CliIo = defaultIo): Promise<numb
     .action(async (options: { api: string, json: boolean }) => {
       exitCode = await runStatusCommand({ api: options.api, json: options.json, write: io.out })
     })
+
+  registerSimCommand(program, io, (code) => { exitCode = code })
 
   try {
     await program.parseAsync(argv)

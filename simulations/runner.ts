@@ -1,0 +1,439 @@
+// Runs one scenario (simulations/scenario.ts) for one seed: builds a SimWorld of production
+// NodeHosts placed by the scenario's coordinates (latency from simulations/latency.ts), replays the
+// timeline on the virtual clock, and judges the run with the checkers (simulations/checkers.ts).
+//
+// Convergence is measured exactly, not by polling: every node's route changes arrive through
+// ControlPlane.onRouteChange with their virtual timestamp, and the runner keeps, per prefix, the
+// number of live nodes that still route to a failed origin (or have no route while a healthy
+// origin exists). A failure event (serviceDown, nodeCrash) has converged for a prefix at the
+// instant that count reaches zero. A failure undone (serviceUp, nodeRestart) before it converged
+// counts as never converged.
+import { SimWorld } from './world.ts'
+import type { NodeHost } from '../src/runtime/node.ts'
+import { defaultNodeTiming } from '../src/runtime/node.ts'
+import type { ServiceConfig } from '../src/runtime/config.ts'
+import type { RouteChange } from '../src/runtime/control-plane.ts'
+import type { OverlayStats } from '../src/runtime/ports.ts'
+import type { RouteEntry } from '../src/protocols/routes.ts'
+import { oneWayLatencyMs, type Coordinates, type LatencyModel } from './latency.ts'
+import { FAILURE_EVENTS, type FailureEventKind, type Scenario, type ScenarioService, type TimelineEvent } from './scenario.ts'
+import { Check, findRouteLoops, percentiles, tallyOptimality, type CheckResult, type Percentiles } from './checkers.ts'
+
+export interface RunOptions {
+  /** Progress lines: `seed N` first, a summary, and `reproduce: …` when a check fails. */
+  log?: (line: string) => void
+  /** How the `reproduce:` line names the scenario file; default scenario.source. */
+  file?: string
+  /** Period of the loop checker's snapshots of every route, in simulated ms. Default 500. */
+  loopCheckIntervalMs?: number
+  /**
+   * Fault injection for testing the checkers: called with the world after every timeline instant.
+   * Production code is never touched; a test can, say, take a service down behind the runner's back.
+   */
+  inject?: (world: SimWorld, atMs: number) => void
+}
+
+export interface ConvergenceEventResult {
+  at: number
+  event: FailureEventKind
+  node: string
+  service?: string
+  prefix: string
+  /** null when the failure was undone, or the run ended, before it converged. */
+  convergedMs: number | null
+  /** Unconverged only: up to 20 live nodes still routing to a failed origin (or nowhere). */
+  laggards?: string[]
+}
+
+export interface RunResult {
+  scenario: string
+  file: string
+  seed: number
+  nodes: number
+  simSeconds: number
+  wallSeconds: number
+  traceHash: string
+  convergence: Percentiles & { byType: Record<FailureEventKind, Percentiles>, events: ConvergenceEventResult[] }
+  checks: Record<CheckName, CheckResult>
+  optimality: { share: number | null, pairs: number, instants: number[] }
+  gossip: { messagesPerNodePerSec: number, bytesPerNodePerSec: number, windowSeconds: number, note: string }
+  passed: boolean
+}
+
+export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget'] as const
+export type CheckName = typeof CHECK_NAMES[number]
+
+interface Tracking {
+  event: TimelineEvent & { event: FailureEventKind }
+  prefix: string
+  origin: string
+  convergedAtMs: number | undefined
+  /** Undone (restored) before it converged. */
+  abandoned: boolean
+  /** For an unconverged failure: the nodes still routing badly when it was undone or the run ended. */
+  laggards?: string[]
+}
+
+/** The check that a service's simulated health check answers. */
+function serviceCheck (node: string, service: ScenarioService): ServiceConfig['check'] {
+  return { kind: 'http', url: `http://${node}.sim/${service.name}/health` }
+}
+
+function createWorld (scenario: Scenario, seed: number): SimWorld {
+  const where = new Map<string, Coordinates>(scenario.nodes.map((node) => [node.id, node]))
+  const model: LatencyModel = { inflation: scenario.world.inflation, linkBaseMs: scenario.world.linkBaseMs }
+  const { protocol } = scenario
+  const timing: Partial<typeof defaultNodeTiming> = {}
+  if (protocol.serviceProbe !== undefined) timing.serviceProbe = { ...defaultNodeTiming.serviceProbe, ...protocol.serviceProbe }
+  if (protocol.originProbe !== undefined) timing.originProbe = { ...defaultNodeTiming.originProbe, ...protocol.originProbe }
+  if (protocol.announcementTtlMs !== undefined) timing.announcementTtlMs = protocol.announcementTtlMs
+  if (protocol.refreshIntervalMs !== undefined) timing.refreshIntervalMs = protocol.refreshIntervalMs
+  return new SimWorld({
+    seed,
+    nodes: scenario.nodes.length,
+    ids: scenario.nodes.map((node) => node.id),
+    degree: scenario.degree,
+    lossRate: scenario.world.lossRate,
+    ...(scenario.world.jitterFraction > 0 ? { jitter: { fraction: scenario.world.jitterFraction } } : {}),
+    latency: (a, b) => oneWayLatencyMs(where.get(a)!, where.get(b)!, model),
+    location: (index) => {
+      const node = scenario.nodes[index]!
+      return { lat: node.lat, lon: node.lon, ...(node.region === undefined ? {} : { region: node.region }) }
+    },
+    services: (_index, id) => scenario.services.filter((service) => service.origins.includes(id))
+      .map((service) => ({ name: service.name, prefix: service.prefix, check: serviceCheck(id, service), preference: service.preference })),
+    ...(protocol.heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs: protocol.heartbeatIntervalMs }),
+    ...(protocol.holdTimeMs === undefined ? {} : { session: { holdTimeMs: protocol.holdTimeMs } }),
+    timing
+  })
+}
+
+/**
+ * What the runner knows of the world from outside: each live node's chosen origin per prefix
+ * (from route-change listeners), which origins are really serving, and the convergence of every
+ * failure in flight.
+ */
+class Observer {
+  readonly chosen = new Map<string, Map<string, string | undefined>>()
+  readonly live = new Set<string>()
+  readonly down = new Set<string>()
+  /** Live nodes per prefix that route to a failed origin, or nowhere while a healthy origin exists. */
+  private readonly bad = new Map<string, number>()
+  readonly trackings: Tracking[] = []
+  readonly failedOriginCheck = new Check()
+
+  constructor (readonly scenario: Scenario, private readonly world: SimWorld) {
+    for (const service of scenario.services) this.chosen.set(service.prefix, new Map())
+    for (const node of scenario.nodes) this.live.add(node.id)
+    for (const [id, host] of world.hosts) this.watch(id, host)
+    for (const service of scenario.services) this.recount(service)
+  }
+
+  /** Listen to a host's route changes; a replaced (crashed) host is ignored from then on. */
+  watch (id: string, host: NodeHost): void {
+    for (const chosen of this.chosen.values()) chosen.set(id, undefined)
+    host.controlPlane.onRouteChange((change) => {
+      if (this.world.hosts.get(id) === host && this.live.has(id)) this.routeChanged(id, change)
+    })
+  }
+
+  healthyOrigins (service: ScenarioService): string[] {
+    return service.origins.filter((origin) => this.live.has(origin) && !this.down.has(`${origin}/${service.name}`))
+  }
+
+  private isBad (service: ScenarioService, origin: string | undefined, healthy: readonly string[]): boolean {
+    if (origin === undefined) return healthy.length > 0
+    return service.origins.includes(origin) && !healthy.includes(origin)
+  }
+
+  private routeChanged (node: string, change: RouteChange): void {
+    const service = this.scenario.services.find((candidate) => candidate.prefix === change.prefix)
+    if (service === undefined) return
+    const chosen = this.chosen.get(service.prefix)!
+    const before = chosen.get(node)
+    chosen.set(node, change.to)
+    const healthy = this.healthyOrigins(service)
+    const delta = Number(this.isBad(service, change.to, healthy)) - Number(this.isBad(service, before, healthy))
+    this.bad.set(service.prefix, (this.bad.get(service.prefix) ?? 0) + delta)
+    if (change.to !== undefined && !healthy.includes(change.to) && this.isConvergedFailure(service.prefix, change.to)) {
+      this.failedOriginCheck.violation(`t=${change.atMs} ${node} routes ${service.prefix} to ${change.to}, whose failure had converged`)
+    }
+    this.settle(service.prefix, change.atMs)
+  }
+
+  private isConvergedFailure (prefix: string, origin: string): boolean {
+    return this.trackings.some((t) => t.prefix === prefix && t.origin === origin && t.convergedAtMs !== undefined && !t.abandoned && !this.isRestored(t))
+  }
+
+  private isRestored (tracking: Tracking): boolean {
+    const service = this.scenario.services.find((candidate) => candidate.prefix === tracking.prefix)!
+    return this.healthyOrigins(service).includes(tracking.origin)
+  }
+
+  /** Recount a prefix from scratch (after an event changed which origins or nodes count). */
+  recount (service: ScenarioService): void {
+    const healthy = this.healthyOrigins(service)
+    let bad = 0
+    for (const [node, origin] of this.chosen.get(service.prefix)!) {
+      if (this.live.has(node) && this.isBad(service, origin, healthy)) bad++
+    }
+    this.bad.set(service.prefix, bad)
+  }
+
+  /** Live nodes that hold `prefix`'s convergence back now, with the origin they route to. */
+  laggards (prefix: string): string[] {
+    const service = this.scenario.services.find((candidate) => candidate.prefix === prefix)!
+    const healthy = this.healthyOrigins(service)
+    return [...this.chosen.get(prefix)!].filter(([node, origin]) => this.live.has(node) && this.isBad(service, origin, healthy))
+      .map(([node, origin]) => `${node} → ${origin ?? 'no route'}`)
+  }
+
+  /** Mark every failure in flight on `prefix` converged when no live node is left routing badly. */
+  settle (prefix: string, atMs: number): void {
+    if ((this.bad.get(prefix) ?? 0) > 0) return
+    for (const tracking of this.trackings) {
+      if (tracking.prefix === prefix && tracking.convergedAtMs === undefined && !tracking.abandoned) tracking.convergedAtMs = atMs
+    }
+  }
+
+  /** Start measuring a failure of `origin` on each prefix it newly stops serving. */
+  track (event: TimelineEvent & { event: FailureEventKind }, services: ScenarioService[]): void {
+    for (const service of services) this.trackings.push({ event, prefix: service.prefix, origin: event.node, convergedAtMs: undefined, abandoned: false })
+  }
+
+  /** A restore: failures of `origin` on `prefixes` that have not converged never will. */
+  abandon (origin: string, prefixes: readonly string[]): void {
+    for (const tracking of this.trackings) {
+      if (tracking.origin === origin && prefixes.includes(tracking.prefix) && tracking.convergedAtMs === undefined && !tracking.abandoned) {
+        tracking.abandoned = true
+        tracking.laggards = this.laggards(tracking.prefix)
+      }
+    }
+  }
+}
+
+/** Per-run measurement state around the observer: checks, samples, traffic counters. */
+interface Meters {
+  loops: Check
+  optimality: Check
+  optimalPairs: number
+  pairs: number
+  instants: number[]
+  /** Traffic of nodes before their restart (SimNetwork.restart zeroes a node's counters). */
+  restartedTraffic: OverlayStats
+  windowStart: { atMs: number, totals: OverlayStats } | undefined
+}
+
+const zeroStats = (): OverlayStats => ({ messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 })
+
+function addStats (a: OverlayStats, b: OverlayStats): OverlayStats {
+  return { messagesSent: a.messagesSent + b.messagesSent, bytesSent: a.bytesSent + b.bytesSent, messagesReceived: a.messagesReceived + b.messagesReceived, bytesReceived: a.bytesReceived + b.bytesReceived }
+}
+
+function trafficTotals (world: SimWorld, meters: Meters): OverlayStats {
+  return addStats(world.network.totals(), meters.restartedTraffic)
+}
+
+/** Snapshot every live node's route for each prefix and look for loops. */
+function checkLoops (world: SimWorld, observer: Observer, meters: Meters): void {
+  const atMs = world.clock.now()
+  const byPrefix = new Map<string, Map<string, RouteEntry | undefined>>()
+  for (const service of observer.scenario.services) byPrefix.set(service.prefix, new Map())
+  for (const id of observer.live) {
+    const entries = world.hosts.get(id)!.controlPlane.routes()
+    for (const [prefix, routes] of byPrefix) routes.set(id, entries.find((entry) => entry.prefix === prefix))
+  }
+  for (const [prefix, routes] of byPrefix) for (const loop of findRouteLoops(prefix, routes, atMs)) meters.loops.violation(loop)
+}
+
+/** A steady-state instant: how many (node, prefix) pairs route to an origin near the true best. */
+function sampleOptimality (world: SimWorld, observer: Observer, meters: Meters, model: LatencyModel): void {
+  const atMs = world.clock.now()
+  const where = new Map<string, Coordinates>(observer.scenario.nodes.map((node) => [node.id, node]))
+  meters.instants.push(atMs)
+  for (const service of observer.scenario.services) {
+    const chosen = new Map([...observer.chosen.get(service.prefix)!].filter(([node]) => observer.live.has(node)))
+    const tally = tallyOptimality(service.prefix, { chosen, healthyOrigins: observer.healthyOrigins(service), where: (node) => where.get(node)!, model }, atMs)
+    meters.pairs += tally.pairs
+    meters.optimalPairs += tally.optimal
+    for (const miss of tally.misses) meters.optimality.violation(miss)
+  }
+}
+
+async function applyEvent (world: SimWorld, observer: Observer, meters: Meters, event: TimelineEvent): Promise<void> {
+  const { scenario } = observer
+  const servedHere = scenario.services.filter((service) => service.origins.includes(event.node))
+  switch (event.event) {
+    case 'serviceDown': {
+      const service = servedHere.find((candidate) => candidate.name === event.service)!
+      const wasHealthy = observer.healthyOrigins(service).includes(event.node)
+      world.downServices.add(`${event.node}/${service.name}`)
+      observer.down.add(`${event.node}/${service.name}`)
+      if (wasHealthy) observer.track({ ...event, event: 'serviceDown' }, [service])
+      break
+    }
+    case 'serviceUp': {
+      const service = servedHere.find((candidate) => candidate.name === event.service)!
+      world.downServices.delete(`${event.node}/${service.name}`)
+      observer.down.delete(`${event.node}/${service.name}`)
+      observer.abandon(event.node, [service.prefix])
+      break
+    }
+    case 'nodeCrash': {
+      const failing = servedHere.filter((service) => observer.healthyOrigins(service).includes(event.node))
+      world.crashNode(event.node)
+      observer.live.delete(event.node)
+      observer.track({ ...event, event: 'nodeCrash' }, failing)
+      break
+    }
+    case 'nodeRestart': {
+      // SimNetwork.restart zeroes the node's counters; keep what it sent in its first life.
+      meters.restartedTraffic = addStats(meters.restartedTraffic, world.network.overlay(event.node)!.stats())
+      observer.abandon(event.node, servedHere.map((service) => service.prefix))
+      const host = await world.restartNode(event.node)
+      observer.live.add(event.node)
+      observer.watch(event.node, host)
+      break
+    }
+  }
+  for (const service of scenario.services) {
+    observer.recount(service)
+    observer.settle(service.prefix, world.clock.now())
+  }
+}
+
+/** Advance to `untilMs`, stopping at every loop-check instant on the way. */
+async function advance (world: SimWorld, observer: Observer, meters: Meters, untilMs: number, checkEveryMs: number): Promise<void> {
+  while (world.clock.now() < untilMs) {
+    const nextCheck = (Math.floor(world.clock.now() / checkEveryMs) + 1) * checkEveryMs
+    const stepTo = Math.min(untilMs, nextCheck)
+    await world.run(stepTo - world.clock.now())
+    if (world.clock.now() === nextCheck) checkLoops(world, observer, meters)
+  }
+}
+
+/** Run `scenario` once with `seed`. Never throws for a failed check: the result says so. */
+export async function runScenario (scenario: Scenario, seed: number, options: RunOptions = {}): Promise<RunResult> {
+  const log = options.log ?? (() => {})
+  const file = options.file ?? scenario.source
+  log(`seed ${seed}`)
+  const wallStart = performance.now()
+  const model: LatencyModel = { inflation: scenario.world.inflation, linkBaseMs: scenario.world.linkBaseMs }
+  const world = createWorld(scenario, seed)
+  const observer = new Observer(scenario, world)
+  const meters: Meters = { loops: new Check(), optimality: new Check(), optimalPairs: 0, pairs: 0, instants: [], restartedTraffic: zeroStats(), windowStart: undefined }
+  const checkEveryMs = options.loopCheckIntervalMs ?? 500
+  const { steadyAfterMs } = scenario.expect
+  await world.start()
+  const instants = [...new Set(scenario.timeline.map((event) => event.at))]
+  let lastEventMs = 0
+  for (const atMs of [...instants, scenario.durationMs]) {
+    await advance(world, observer, meters, atMs, checkEveryMs)
+    // Traffic is measured from the end of warm-up: the first steady instant or the first event.
+    meters.windowStart ??= { atMs, totals: trafficTotals(world, meters) }
+    if (atMs - lastEventMs >= steadyAfterMs) sampleOptimality(world, observer, meters, model)
+    if (atMs === scenario.durationMs) break
+    for (const event of scenario.timeline.filter((candidate) => candidate.at === atMs)) await applyEvent(world, observer, meters, event)
+    options.inject?.(world, atMs)
+    lastEventMs = atMs
+  }
+  checkLoops(world, observer, meters)
+  const result = summarise(scenario, seed, file, world, observer, meters, (performance.now() - wallStart) / 1000)
+  await world.stop()
+  report(result, log)
+  return result
+}
+
+function summarise (scenario: Scenario, seed: number, file: string, world: SimWorld, observer: Observer, meters: Meters, wallSeconds: number): RunResult {
+  const events: ConvergenceEventResult[] = observer.trackings.map((t) => ({
+    at: t.event.at,
+    event: t.event.event,
+    node: t.event.node,
+    ...(t.event.service === undefined ? {} : { service: t.event.service }),
+    prefix: t.prefix,
+    convergedMs: t.convergedAtMs === undefined || t.abandoned ? null : t.convergedAtMs - t.event.at,
+    ...(t.convergedAtMs === undefined || t.abandoned ? { laggards: (t.laggards ?? observer.laggards(t.prefix)).slice(0, 20) } : {})
+  }))
+  const times = (kind?: FailureEventKind): number[] => events.filter((e) => kind === undefined || e.event === kind).map((e) => e.convergedMs ?? Infinity)
+  const byType = Object.fromEntries(FAILURE_EVENTS.map((kind) => [kind, percentiles(times(kind))])) as Record<FailureEventKind, Percentiles>
+  const convergence = new Check()
+  for (const event of events) {
+    const bound = scenario.expect.convergenceP99Ms[event.event]
+    if (event.convergedMs === null) convergence.violation(`${event.event} of ${event.node} at t=${event.at} (${event.prefix}) never converged; still routing badly: ${event.laggards?.slice(0, 3).join(', ')}`)
+    else if (event.convergedMs > bound) convergence.violation(`${event.event} of ${event.node} at t=${event.at} (${event.prefix}) took ${event.convergedMs} ms > ${bound} ms`)
+  }
+  const p99WithinBound = FAILURE_EVENTS.every((kind) => byType[kind].samples === 0 || (byType[kind].p99Ms !== null && byType[kind].p99Ms! <= scenario.expect.convergenceP99Ms[kind]))
+  const share = meters.pairs === 0 ? null : meters.optimalPairs / meters.pairs
+  if (meters.instants.length === 0) meters.optimality.violation(`no steady-state instant (none ${scenario.expect.steadyAfterMs} ms after an event)`)
+  const windowStart = meters.windowStart ?? { atMs: 0, totals: zeroStats() }
+  const traffic = trafficTotals(world, meters)
+  const windowSeconds = (world.clock.now() - windowStart.atMs) / 1000
+  const perNodePerSec = (value: number): number => windowSeconds <= 0 ? 0 : Math.round(value / scenario.nodes.length / windowSeconds * 10) / 10
+  const checks: Record<CheckName, CheckResult> = {
+    routeLoops: meters.loops.result(),
+    failedOriginAfterConvergence: observer.failedOriginCheck.result(),
+    steadyStateOptimality: { ...meters.optimality.result(), passed: share !== null && share >= scenario.expect.optimality },
+    convergenceWithinTarget: { ...convergence.result(), passed: p99WithinBound && events.every((e) => e.convergedMs !== null) }
+  }
+  return {
+    scenario: scenario.name,
+    file,
+    seed,
+    nodes: scenario.nodes.length,
+    simSeconds: world.clock.now() / 1000,
+    wallSeconds: Math.round(wallSeconds * 100) / 100,
+    traceHash: world.traceHash(),
+    convergence: { ...percentiles(times()), byType, events },
+    checks,
+    optimality: { share: share === null ? null : Math.round(share * 100_000) / 100_000, pairs: meters.pairs, instants: meters.instants },
+    gossip: {
+      messagesPerNodePerSec: perNodePerSec(traffic.messagesSent - windowStart.totals.messagesSent),
+      bytesPerNodePerSec: perNodePerSec(traffic.bytesSent - windowStart.totals.bytesSent),
+      windowSeconds,
+      note: 'all overlay traffic sent (gossip RPCs, session and probe stream frames) after warm-up, per node'
+    },
+    passed: CHECK_NAMES.every((name) => checks[name].passed)
+  }
+}
+
+function formatMs (value: number | null): string { return value === null ? '∞' : `${value} ms` }
+
+function report (result: RunResult, log: (line: string) => void): void {
+  const types = FAILURE_EVENTS.filter((kind) => result.convergence.byType[kind].samples > 0)
+    .map((kind) => `${kind} p99 ${formatMs(result.convergence.byType[kind].p99Ms)}`).join(', ')
+  const share = result.optimality.share === null ? 'n/a' : `${(result.optimality.share * 100).toFixed(2)} %`
+  log(`seed ${result.seed}: convergence ${types || 'no failure events'}; optimality ${share}; ${result.gossip.bytesPerNodePerSec} B/node/s; wall ${result.wallSeconds} s for ${result.simSeconds} s simulated`)
+  const failed = CHECK_NAMES.filter((name) => !result.checks[name].passed)
+  if (failed.length === 0) return
+  for (const name of failed) {
+    log(`check ${name} FAILED: ${result.checks[name].violations} violation(s)${result.checks[name].examples.length > 0 ? `, e.g. ${result.checks[name].examples[0]}` : ''}`)
+  }
+  log(`reproduce: form-anycast sim ${result.file} --seed ${result.seed}`)
+}
+
+export interface SeedsSummary {
+  convergence: Percentiles & { byType: Record<FailureEventKind, Percentiles> }
+  checksPassed: boolean
+  failedSeeds: number[]
+  optimality: { share: number | null, min: number | null }
+  gossip: { messagesPerNodePerSec: number, bytesPerNodePerSec: number }
+  wallSecondsPerRun: { mean: number, max: number }
+}
+
+/** Pool the runs of several seeds: percentiles over every event of every run. */
+export function summariseRuns (runs: readonly RunResult[]): SeedsSummary {
+  const times = (kind?: FailureEventKind): number[] => runs.flatMap((run) => run.convergence.events)
+    .filter((event) => kind === undefined || event.event === kind).map((event) => event.convergedMs ?? Infinity)
+  const pairs = runs.reduce((sum, run) => sum + run.optimality.pairs, 0)
+  const optimal = runs.reduce((sum, run) => sum + (run.optimality.share ?? 0) * run.optimality.pairs, 0)
+  const shares = runs.map((run) => run.optimality.share).filter((share) => share !== null)
+  const mean = (values: number[]): number => values.length === 0 ? 0 : Math.round(values.reduce((a, b) => a + b, 0) / values.length * 10) / 10
+  return {
+    convergence: { ...percentiles(times()), byType: Object.fromEntries(FAILURE_EVENTS.map((kind) => [kind, percentiles(times(kind))])) as Record<FailureEventKind, Percentiles> },
+    checksPassed: runs.every((run) => run.passed),
+    failedSeeds: runs.filter((run) => !run.passed).map((run) => run.seed),
+    optimality: { share: pairs === 0 ? null : Math.round(optimal / pairs * 100_000) / 100_000, min: shares.length === 0 ? null : Math.min(...shares) },
+    gossip: { messagesPerNodePerSec: mean(runs.map((run) => run.gossip.messagesPerNodePerSec)), bytesPerNodePerSec: mean(runs.map((run) => run.gossip.bytesPerNodePerSec)) },
+    wallSecondsPerRun: { mean: mean(runs.map((run) => run.wallSeconds)), max: Math.max(0, ...runs.map((run) => run.wallSeconds)) }
+  }
+}
