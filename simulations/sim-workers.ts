@@ -17,6 +17,8 @@ function runOne (file: string, seed: number, heapMb: number, out: (line: string)
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./sim-worker-entry.js', import.meta.url), {
       workerData: { file, seed },
+      // Not the parent's: a TypeScript --import (as under `npm test`) fails in a Node 20 worker.
+      execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: heapMb }
     })
     let result: RunResult | undefined
