@@ -235,7 +235,7 @@ function compressionLoop (): Uint8Array {
   return Uint8Array.from([0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, ...question, 0xc0, at, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0])
 }
 
-test('dns-fuzz: a compression-pointer loop gets FORMERR within 200 ms over UDP and TCP', async () => {
+test('dns-fuzz: a compression-pointer loop gets FORMERR within 500 ms over UDP and TCP', async () => {
   const running = await startServer()
   try {
     for (const transport of ['udp', 'tcp'] as const) {
@@ -244,7 +244,7 @@ test('dns-fuzz: a compression-pointer loop gets FORMERR within 200 ms over UDP a
       const elapsedMs = performance.now() - started
       const packet = dnsPacket.decode(reply) as DecodedPacket & { rcode: string }
       assert.equal([packet.id, packet.rcode], [0xabcd, 'FORMERR'], transport)
-      assert.ok(elapsedMs < 200, `${transport} took ${elapsedMs.toFixed(1)} ms`)
+      assert.ok(elapsedMs < 500, `${transport} took ${elapsedMs.toFixed(1)} ms`)
     }
   } finally { await running.stop() }
 })
