@@ -25,7 +25,6 @@ import {
 export const DEFAULT_ZONE = 'anycast.form'
 export const DEFAULT_DNS_PORT = 5353
 export const DEFAULT_TTL_S = 30
-export const DEFAULT_MAX_ANSWERS = 3
 /** The DNS Flag Day 2020 size: no IP fragmentation on any common path. */
 export const DEFAULT_UDP_PAYLOAD_SIZE = 1232
 /** RFC 1035 §4.2.1 without EDNS; the floor for any advertised size (RFC 6891 §6.2.5). */

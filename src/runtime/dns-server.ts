@@ -314,6 +314,56 @@ function checkOptions (options: DnsServerOptions): Required<Pick<DnsServerOption
   return { host, port, maxTcpConnections, tcpIdleMs }
 }
 
+interface SocketHandlers {
+  onUdpMessage: (socket: UdpSocket, message: Buffer, remote: RemoteInfo) => void
+  onUdpError: (error: Error) => void
+  onConnection: (state: Listeners, socket: TcpSocket) => void
+  onTcpError: (error: Error) => void
+}
+
+async function bindAll (state: Listeners, hosts: readonly string[], handlers: SocketHandlers): Promise<void> {
+  for (const address of hosts) {
+    const family = familyOf(address)
+    const udp = await bindUdp(address, state.port, family, handlers.onUdpMessage, handlers.onUdpError)
+    state.udp.push(udp)
+    if (state.port === 0) state.port = udp.address().port
+    const server = createServer({ noDelay: true }, (socket) => { handlers.onConnection(state, socket) })
+    server.on('error', handlers.onTcpError)
+    state.tcp.push(await bindTcp(address, state.port, family, server))
+  }
+}
+
+async function closeListeners (state: Listeners): Promise<void> {
+  for (const socket of state.connections) socket.destroy()
+  await Promise.all([...state.udp.map(closeUdp), ...state.tcp.map(closeTcp)])
+}
+
+/** UDP and TCP on every host, one port. With port 0 the port UDP picks may be taken for TCP: retry. */
+async function openListeners (hosts: readonly string[], port: number, handlers: SocketHandlers): Promise<Listeners> {
+  for (let attempt = 1; ; attempt++) {
+    const state: Listeners = { udp: [], tcp: [], connections: new Set(), port }
+    try {
+      await bindAll(state, hosts, handlers)
+      return state
+    } catch (error) {
+      await closeListeners(state)
+      const code = (error as NodeJS.ErrnoException).code
+      if (port === 0 && code === 'EADDRINUSE' && attempt < EPHEMERAL_BIND_ATTEMPTS) continue
+      throw new DnsServerError(`${hosts.join(',')}:${port}`, `cannot listen: ${(error as Error).message}`)
+    }
+  }
+}
+
+function boundAddresses (state: Listeners): DnsServerAddress[] {
+  const bound: DnsServerAddress[] = []
+  for (const socket of state.udp) { const a = socket.address(); bound.push({ transport: 'udp', address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port }) }
+  for (const server of state.tcp) {
+    const a = server.address()
+    if (a !== null && typeof a === 'object') bound.push({ transport: 'tcp', address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port })
+  }
+  return bound
+}
+
 export function createDnsServer (options: DnsServerOptions): DnsServer {
   const { host, port, maxTcpConnections, tcpIdleMs } = checkOptions(options)
   const logger = options.logger.child({ component: 'dns-server' })
@@ -321,85 +371,43 @@ export function createDnsServer (options: DnsServerOptions): DnsServer {
   const answerer = createAnswerer(options.zone, options.udpPayloadSize === undefined ? {} : { udpPayloadSize: options.udpPayloadSize })
   const handler = createHandler(answerer, compileOverlay(options.overlayPrefixes ?? DEFAULT_OVERLAY_PREFIXES), counters, logger)
   const hosts = options.host6 === undefined ? [host] : [host, options.host6]
+  const errorLabels = new LabelCache()
+  const countError = (where: string): void => { counters.errors.inc(errorLabels.get(where, 'where', where)) }
+  const handlers: SocketHandlers = {
+    onUdpMessage (socket, message, remote) {
+      try {
+        const response = handler.handle(message, remote.address, 'udp')
+        // No callback: Node then tries a synchronous send first (uv_udp_try_send), measurably
+        // cheaper; a failed send surfaces as the socket's 'error' event, counted there.
+        if (response !== undefined) socket.send(response, remote.port, remote.address)
+      } catch (error) {
+        countError('udp')
+        logger.error('dns.udp.failed', { error: String(error) })
+      }
+    },
+    onUdpError (error) { countError('udp.socket'); logger.warn('dns.udp.error', { error: error.message }) },
+    onConnection (state, socket) {
+      if (state.connections.size >= maxTcpConnections) { counters.tcpRejected.inc(); socket.destroy(); return }
+      state.connections.add(socket)
+      counters.tcpConnections.set(state.connections.size)
+      serveTcpConnection(socket, { handler, tcpIdleMs, counters, countError })
+      socket.once('close', () => { state.connections.delete(socket); counters.tcpConnections.set(state.connections.size) })
+    },
+    onTcpError (error) { countError('tcp.server'); logger.warn('dns.tcp.error', { error: error.message }) }
+  }
   let listeners: Listeners | undefined
   let starting: Promise<void> | undefined
   let stopping: Promise<void> | undefined
 
-  const errorLabels = new LabelCache()
-  const countError = (where: string): void => { counters.errors.inc(errorLabels.get(where, 'where', where)) }
-  const onUdpMessage = (socket: UdpSocket, message: Buffer, remote: RemoteInfo): void => {
-    try {
-      const response = handler.handle(message, remote.address, 'udp')
-      // No callback: Node then tries a synchronous send first (uv_udp_try_send), measurably cheaper;
-      // a failed send surfaces as the socket's 'error' event, counted there.
-      if (response !== undefined) socket.send(response, remote.port, remote.address)
-    } catch (error) {
-      countError('udp')
-      logger.error('dns.udp.failed', { error: String(error) })
-    }
-  }
-  const onUdpError = (error: Error): void => { countError('udp.socket'); logger.warn('dns.udp.error', { error: error.message }) }
-
-  const onConnection = (state: Listeners, socket: TcpSocket): void => {
-    if (state.connections.size >= maxTcpConnections) { counters.tcpRejected.inc(); socket.destroy(); return }
-    state.connections.add(socket)
-    counters.tcpConnections.set(state.connections.size)
-    serveTcpConnection(socket, { handler, tcpIdleMs, counters, countError })
-    socket.once('close', () => { state.connections.delete(socket); counters.tcpConnections.set(state.connections.size) })
-  }
-
-  const bindAll = async (state: Listeners, chosenPort: number): Promise<void> => {
-    for (const address of hosts) {
-      const family = familyOf(address)
-      const udp = await bindUdp(address, chosenPort, family, onUdpMessage, onUdpError)
-      state.udp.push(udp)
-      if (state.port === 0) state.port = udp.address().port
-      chosenPort = state.port
-      const server = createServer({ noDelay: true }, (socket) => { onConnection(state, socket) })
-      server.on('error', (error) => { countError('tcp.server'); logger.warn('dns.tcp.error', { error: error.message }) })
-      state.tcp.push(await bindTcp(address, chosenPort, family, server))
-    }
-  }
-
-  const closeAll = async (state: Listeners): Promise<void> => {
-    for (const socket of state.connections) socket.destroy()
-    await Promise.all([...state.udp.map(closeUdp), ...state.tcp.map(closeTcp)])
-    counters.tcpConnections.set(0)
-  }
-
-  const start = async (): Promise<void> => {
-    // With port 0 the UDP socket picks a port that TCP (or the IPv6 socket) may find taken: retry.
-    for (let attempt = 1; ; attempt++) {
-      const state: Listeners = { udp: [], tcp: [], connections: new Set(), port }
-      try {
-        await bindAll(state, port)
-        listeners = state
-        logger.info('dns.started', { hosts, port: state.port, zone: answerer.apex })
-        return
-      } catch (error) {
-        await closeAll(state)
-        const code = (error as NodeJS.ErrnoException).code
-        if (port === 0 && code === 'EADDRINUSE' && attempt < EPHEMERAL_BIND_ATTEMPTS) continue
-        throw new DnsServerError(`${hosts.join(',')}:${port}`, `cannot listen: ${(error as Error).message}`)
-      }
-    }
-  }
-
   return {
     get port () { return listeners?.port },
-    addresses () {
-      if (listeners === undefined) return []
-      const bound: DnsServerAddress[] = []
-      for (const socket of listeners.udp) { const a = socket.address(); bound.push({ transport: 'udp', address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port }) }
-      for (const server of listeners.tcp) {
-        const a = server.address()
-        if (a !== null && typeof a === 'object') bound.push({ transport: 'tcp', address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port })
-      }
-      return bound
-    },
+    addresses: () => listeners === undefined ? [] : boundAddresses(listeners),
     async start () {
       if (stopping !== undefined) await stopping
-      starting ??= start().catch((error: unknown) => { starting = undefined; throw error })
+      starting ??= openListeners(hosts, port, handlers).then(
+        (state) => { listeners = state; logger.info('dns.started', { hosts, port: state.port, zone: answerer.apex }) },
+        (error: unknown) => { starting = undefined; throw error }
+      )
       await starting
     },
     async stop () {
@@ -408,7 +416,8 @@ export function createDnsServer (options: DnsServerOptions): DnsServer {
         try { await starting } catch { /* nothing was left open */ }
         const state = listeners
         listeners = undefined
-        if (state !== undefined) await closeAll(state)
+        if (state !== undefined) await closeListeners(state)
+        counters.tcpConnections.set(0)
         logger.info('dns.stopped', {})
       })().finally(() => { starting = undefined; stopping = undefined })
       await stopping
