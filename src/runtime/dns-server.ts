@@ -7,8 +7,8 @@
 // FORMERR when its header is readable and is dropped otherwise; either way it is counted and logged
 // at most once per source per window. Nothing a client sends can throw out of a socket handler, and
 // every buffer is bounded: 4096 bytes per UDP query, one 65,537-byte frame plus one read per TCP
-// connection, `maxTcpConnections` connections, each closed after `tcpIdleMs` without traffic (a
-// client that sends half a frame and stops is cut off).
+// connection, `maxTcpConnections` connections, each closed after `tcpIdleMs` without traffic or
+// with a frame still unfinished (a client that sends half a frame, or trickles it, is cut off).
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net'
@@ -173,7 +173,7 @@ function createCounters (metrics: Metrics): DnsCounters {
     errors: metrics.counter('dns_errors_total', 'Internal DNS server errors (a bug, or a failed send)', ['where']),
     tcpConnections: metrics.gauge('dns_tcp_connections', 'Open DNS TCP connections'),
     tcpRejected: metrics.counter('dns_tcp_rejected_total', 'DNS TCP connections refused at the connection cap'),
-    tcpIdleClosed: metrics.counter('dns_tcp_idle_closed_total', 'DNS TCP connections closed after the idle timeout')
+    tcpIdleClosed: metrics.counter('dns_tcp_idle_closed_total', 'DNS TCP connections closed for silence or a frame unfinished after the idle timeout')
   }
 }
 
@@ -437,15 +437,19 @@ interface TcpContext {
 
 /**
  * RFC 1035 §4.2.2 framing: each message is preceded by its length in two bytes. Any number of
- * queries per connection, answered in order; partial frames wait for the rest. Reading pauses while
- * the kernel's send buffer is full, so a client that never reads cannot grow our memory.
+ * queries per connection, answered in order; partial frames wait for the rest, but not longer than
+ * tcpIdleMs from their first byte, so a client trickling a byte at a time cannot hold a connection
+ * slot forever. Reading pauses while the kernel's send buffer is full, so a client that never reads
+ * cannot grow our memory.
  */
 function serveTcpConnection (socket: TcpSocket, context: TcpContext): void {
-  const { handler, counters } = context
+  const { handler, counters, tcpIdleMs } = context
   const address = socket.remoteAddress ?? ''
   let pending: Buffer | undefined
-  socket.setTimeout(context.tcpIdleMs)
-  socket.on('timeout', () => { counters.tcpIdleClosed.inc(); socket.destroy() })
+  let partialSinceMs: number | undefined
+  const closeIdle = (): void => { counters.tcpIdleClosed.inc(); socket.destroy() }
+  socket.setTimeout(tcpIdleMs)
+  socket.on('timeout', closeIdle)
   socket.on('error', () => { /* a reset by the client; 'close' follows */ })
   socket.on('drain', () => { socket.resume() })
   socket.on('data', (chunk: Buffer) => {
@@ -456,6 +460,7 @@ function serveTcpConnection (socket: TcpSocket, context: TcpContext): void {
         if (pending.byteLength < 2 + length) break
         const message = pending.subarray(2, 2 + length)
         pending = pending.subarray(2 + length)
+        partialSinceMs = undefined
         const response = handler.handle(message, address, 'tcp')
         if (response === undefined || socket.destroyed) continue
         const frame = Buffer.allocUnsafe(2 + response.byteLength)
@@ -463,6 +468,9 @@ function serveTcpConnection (socket: TcpSocket, context: TcpContext): void {
         frame.set(response, 2)
         if (!socket.write(frame)) socket.pause()
       }
+      if (pending.byteLength === 0) return
+      partialSinceMs ??= Date.now()
+      if (Date.now() - partialSinceMs > tcpIdleMs) closeIdle()
     } catch (error) {
       context.countError('tcp')
       socket.destroy()

@@ -269,6 +269,20 @@ test('dns-server: a TCP client that sends half a frame and idles is cut off afte
   } finally { await running.stop() }
 })
 
+test('dns-server: a TCP client trickling a frame a byte per 100 ms is cut off about tcpIdleMs (300 ms) after its first byte', async () => {
+  const running = await startServer({ tcpIdleMs: 300 })
+  try {
+    const socket = await open(running.port)
+    const framed = frame(queryBytes({ name: 'www.anycast.form' }))
+    let sent = 0
+    const trickle = setInterval(() => { if (sent < framed.length && !socket.destroyed) socket.write(framed.subarray(sent, ++sent)) }, 100)
+    const closedAfterMs = await waitClose(socket).finally(() => { clearInterval(trickle) })
+    assert.ok(sent < framed.length, `the frame (${framed.length} bytes) was never completed; ${sent} bytes sent`)
+    assert.ok(closedAfterMs >= 300, `closed after ${closedAfterMs.toFixed(0)} ms`)
+    assert.is(running.metrics.value('dns_tcp_idle_closed_total'), 1)
+  } finally { await running.stop() }
+})
+
 test('dns-server: the third TCP connection over a cap of 2 is closed at once; a slot frees when one closes', async () => {
   const running = await startServer({ maxTcpConnections: 2 })
   try {
