@@ -333,7 +333,10 @@ export async function runScenario (scenario: Scenario, seed: number, options: Ru
     meters.windowStart ??= { atMs, totals: trafficTotals(world, meters) }
     if (atMs - lastEventMs >= steadyAfterMs) sampleOptimality(world, observer, meters, model)
     if (atMs === scenario.durationMs) break
-    for (const event of scenario.timeline.filter((candidate) => candidate.at === atMs)) await applyEvent(world, observer, meters, event)
+    for (const event of scenario.timeline.filter((candidate) => candidate.at === atMs)) {
+      log(`seed ${seed} t=${atMs / 1000} s: ${event.event} ${event.node}${event.service === undefined ? '' : ` ${event.service}`} (wall ${((performance.now() - wallStart) / 1000).toFixed(1)} s)`)
+      await applyEvent(world, observer, meters, event)
+    }
     options.inject?.(world, atMs)
     lastEventMs = atMs
   }
