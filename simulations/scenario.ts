@@ -28,7 +28,10 @@
 //       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "holdTimeMs"
 //     },
 //     "timeline": [{ "at": 12000, "event": "serviceDown", "node": "fra-0", "service": "api" }, ...],
-//                                                  serviceDown | serviceUp | nodeCrash | nodeRestart
+//                                                  serviceDown | serviceUp (the service's health check
+//                                                  fails / passes again), nodeCrash (the machine dies,
+//                                                  withdrawing nothing), nodeRestart (a fresh process,
+//                                                  at least 5 s after its crash); sorted by "at"
 //     "expect": {                                  optional; the targets the checks hold a run to
 //       "convergenceP99Ms": { "serviceDown": 2000, "nodeCrash": 3000 },
 //       "optimality": 0.99,
@@ -379,12 +382,18 @@ function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
   return expect
 }
 
-/** Why an event cannot happen in the world state the earlier events left, or undefined. */
-type WorldState = { down: Set<string>, crashed: Set<string> }
+/**
+ * A crashed node's old actors wind down on the clock before it can boot again (SimWorld.crashNode):
+ * the node's drain is bounded at 3 × drainMs + 500 ms, 3.5 s by default.
+ */
+export const MIN_RESTART_AFTER_CRASH_MS = 5000
+
+/** The world state the earlier events left: services down, and crashed nodes with their crash time. */
+interface WorldState { down: Set<string>, crashed: Map<string, number> }
 
 function parseTimeline (reader: Reader, value: unknown, durationMs: number, nodes: ScenarioNode[], services: ScenarioService[]): TimelineEvent[] {
   const nodeIds = new Set(nodes.map((node) => node.id))
-  const state: WorldState = { down: new Set(), crashed: new Set() }
+  const state: WorldState = { down: new Set(), crashed: new Map() }
   let previousAt = 0
   return reader.array(value, 'timeline', 0, MAX_TIMELINE_EVENTS).map((item, index) => {
     const field = `timeline[${index}]`
@@ -412,6 +421,7 @@ function parseTimeline (reader: Reader, value: unknown, durationMs: number, node
   })
 }
 
+/** Why an event cannot happen in the state the earlier events left (undefined if it can); applies it. */
 function applyEvent (state: WorldState, event: TimelineEvent): string | undefined {
   const key = `${event.node}/${event.service ?? ''}`
   switch (event.event) {
@@ -425,11 +435,14 @@ function applyEvent (state: WorldState, event: TimelineEvent): string | undefine
       return undefined
     case 'nodeCrash':
       if (state.crashed.has(event.node)) return `${event.node} has already crashed`
-      state.crashed.add(event.node)
+      state.crashed.set(event.node, event.at)
       return undefined
-    case 'nodeRestart':
-      if (!state.crashed.has(event.node)) return `${event.node} has not crashed`
+    case 'nodeRestart': {
+      const crashedAt = state.crashed.get(event.node)
+      if (crashedAt === undefined) return `${event.node} has not crashed`
+      if (event.at - crashedAt < MIN_RESTART_AFTER_CRASH_MS) return `${event.node} crashed at ${crashedAt} and cannot restart before ${crashedAt + MIN_RESTART_AFTER_CRASH_MS} (its old actors wind down first)`
       state.crashed.delete(event.node)
       return undefined
+    }
   }
 }

@@ -11,7 +11,7 @@ import { loadScenario, parseScenario, type Scenario } from '../../simulations/sc
 import { runScenario, type RunResult } from '../../simulations/runner.ts'
 import { runInWorkers } from '../../simulations/sim-workers.ts'
 
-/** 20 nodes in three cities; api fails at 3 s, a web origin crashes at 2 s and restarts at 6.5 s. */
+/** 20 nodes in three cities; api fails at 3 s, a web origin crashes at 2 s and restarts at 7 s. */
 const miniValue = {
   name: 'mini',
   durationMs: 10_000,
@@ -32,7 +32,7 @@ const miniValue = {
   timeline: [
     { at: 2000, event: 'nodeCrash', node: 'lon-0' },
     { at: 3000, event: 'serviceDown', node: 'fra-0', service: 'api' },
-    { at: 6500, event: 'nodeRestart', node: 'lon-0' }
+    { at: 7000, event: 'nodeRestart', node: 'lon-0' }
   ],
   expect: { steadyAfterMs: 2000 }
 }

@@ -76,6 +76,7 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['service taken down twice', withTimeline({ at: 1000, event: 'serviceDown', node: 'fra', service: 'api' }, { at: 2000, event: 'serviceDown', node: 'fra', service: 'api' }), /timeline\[1\]\.event: api on fra is already down/],
   ['serviceUp of a running service', withTimeline({ at: 1000, event: 'serviceUp', node: 'fra', service: 'api' }), /timeline\[0\]\.event: api on fra is not down/],
   ['restart of a live node', withTimeline({ at: 1000, event: 'nodeRestart', node: 'sin' }), /timeline\[0\]\.event: sin has not crashed/],
+  ['restart too soon after the crash', withTimeline({ at: 1000, event: 'nodeCrash', node: 'sin' }, { at: 4000, event: 'nodeRestart', node: 'sin' }), /timeline\[1\]\.event: sin crashed at 1000 and cannot restart before 6000/],
   ['crash twice', withTimeline({ at: 1000, event: 'nodeCrash', node: 'sin' }, { at: 2000, event: 'nodeCrash', node: 'sin' }), /timeline\[1\]\.event: sin has already crashed/],
   ['service on a crash', withTimeline({ at: 1000, event: 'nodeCrash', node: 'sin', service: 'api' }), /timeline\[0\]\.service: not allowed for nodeCrash/],
   ['unknown event key', withTimeline({ at: 1000, event: 'nodeCrash', node: 'sin', reason: 'x' }), /timeline\[0\]\.reason: unknown key/],
