@@ -1,6 +1,7 @@
 // GeoDNS throughput and latency on loopback: geo + health + ECS answers, the target of DESIGN.md §5
 // (≥ 60,000 queries/s per core, p99 ≤ 1 ms at half load).
 // Run: node --import tsx bench/dns.ts [--seconds 5] [--names 300] [--concurrency 64] [--sockets 4]
+//        [--pacing timer|busy] [--rate QPS]
 //
 // The server runs in a child process (this file with --serve), so its CPU is its own and measured
 // with process.cpuUsage(); the load generator is this process. The server is the real stack:
@@ -15,8 +16,8 @@
 //   dns.queries_per_sec, dns.p50_us, dns.p99_us; dns.server_cpu_pct is the server process's CPU
 //   over the window (100 = one core), and dns.queries_per_server_cpu_sec = answers ÷ server CPU
 //   seconds, the per-core figure (it does not depend on the load generator keeping up).
-// - half load: open loop at half the full-load rate, queries spread evenly in time; latency is
-//   from send to reply as the client sees it (both processes' event loops included).
+// - half load: open loop at half the full-load rate (see openLoop for the pacing); latency is from
+//   send to reply as the client sees it (both processes' event loops included).
 // Latencies are from a 1 µs histogram. The client is closed-loop limited on a small machine: on
 // 2 cores client and server each get about one; other processes on the host add noise.
 import { fork, type ChildProcess } from 'node:child_process'
@@ -41,7 +42,9 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     names: { type: 'string', default: '300' },
     concurrency: { type: 'string', default: '64' },
-    sockets: { type: 'string', default: '4' }
+    sockets: { type: 'string', default: '4' },
+    pacing: { type: 'string', default: 'timer' },
+    rate: { type: 'string' }
   }
 })
 const positive = (name: string, text: string | undefined): number => {
@@ -53,6 +56,10 @@ const SECONDS = positive('seconds', values.seconds)
 const NAMES = positive('names', values.names)
 const CONCURRENCY = positive('concurrency', values.concurrency)
 const SOCKETS = Math.min(positive('sockets', values.sockets), CONCURRENCY)
+if (values.pacing !== 'timer' && values.pacing !== 'busy') { console.error(`--pacing must be timer or busy, got ${values.pacing}`); process.exit(2) }
+const BUSY_PACING = values.pacing === 'busy'
+/** Open-loop rate; default half the measured full-load rate. */
+const FIXED_RATE = values.rate === undefined ? undefined : positive('rate', values.rate)
 const WARMUP_MS = 1000
 const NETWORKS = 1024
 const ORIGINS_PER_NAME = 8
@@ -246,14 +253,18 @@ function closedLoop (sockets: Socket[], queries: Buffer[]) {
 }
 
 /**
- * Open loop: `rate` queries per second, sent in the batches due every millisecond (the finest timer
- * Node has). A busy loop would spread them finer but burns the client's core, and on a small shared
- * machine the server then competes with it for CPU; 1 ms batches are a harsher arrival pattern than
- * Poisson arrivals at the same rate, so the tail measured is conservative.
+ * Open loop: `rate` queries per second. --pacing timer (default) sends the batch due every
+ * millisecond (the finest timer Node has): a harsher arrival pattern than Poisson at the same rate,
+ * and replies wait while the client sends a batch, so the tail is conservative. --pacing busy checks
+ * on every turn of the event loop and spreads queries finely, but burns the client's core: on a
+ * machine with other busy processes the server then loses its core to the scheduler now and then.
  */
 function openLoop (sockets: Socket[], queries: Buffer[], rate: number) {
   return (recording: { on: boolean }, phase: Phase): (() => Promise<void>) => {
     const sentAt = new Float64Array(SOCKETS * 65_536)
+    // A ring of send buffers, reused long after their datagram left: no allocation per query, so the
+    // client's own garbage collection does not show up as server latency.
+    const buffers = Array.from({ length: QUERY_TEMPLATES }, (_, index) => Buffer.from(queries[index % queries.length]))
     let running = true
     let sent = 0
     let id = 0
@@ -265,8 +276,7 @@ function openLoop (sockets: Socket[], queries: Buffer[], rate: number) {
       while (sent < due) {
         const socket = sent % SOCKETS
         id = (id + 1) & 0xffff
-        const query = queries[sent % queries.length]
-        const buffer = Buffer.from(query)
+        const buffer = buffers[sent % buffers.length]
         buffer[0] = id >> 8
         buffer[1] = id & 0xff
         const index = socket * 65_536 + id
@@ -275,7 +285,8 @@ function openLoop (sockets: Socket[], queries: Buffer[], rate: number) {
         sockets[socket].send(buffer)
         sent++
       }
-      setTimeout(tick, 1)
+      if (BUSY_PACING) setImmediate(tick)
+      else setTimeout(tick, 1)
     }
     setTimeout(tick, 1)
     return async () => { running = false; await new Promise((resolve) => setTimeout(resolve, 200)) }
@@ -303,9 +314,9 @@ async function main (): Promise<void> {
   console.log(`# ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; ${NAMES} names × ${ORIGINS_PER_NAME} origins, ${NETWORKS} GeoIP networks, ECS /24 on every query; ${CONCURRENCY} in flight over ${SOCKETS} sockets; ${SECONDS} s per phase after ${WARMUP_MS} ms warm-up`)
   const full = await measure(child, SECONDS * 1000, closedLoop(sockets, queries))
   report('dns.', full)
-  const halfRate = Math.round(full.answered / (full.elapsedMs / 1000) / 2)
+  const halfRate = FIXED_RATE ?? Math.round(full.answered / (full.elapsedMs / 1000) / 2)
   const half = await measure(child, SECONDS * 1000, openLoop(sockets, queries, halfRate))
-  console.log(`# half load: open loop at ${halfRate} queries/s`)
+  console.log(`# half load: open loop at ${halfRate} queries/s (${FIXED_RATE === undefined ? 'half the full-load rate' : 'set by --rate'}), ${BUSY_PACING ? 'busy' : '1 ms timer'} pacing`)
   report('dns.half_load.', half)
   for (const socket of sockets) socket.close()
   child.send('stop')
