@@ -18,8 +18,9 @@
 //   seconds, the per-core figure (it does not depend on the load generator keeping up).
 // - half load: open loop at half the full-load rate (see openLoop for the pacing); latency is from
 //   send to reply as the client sees it (both processes' event loops included).
-// Latencies are from a 1 µs histogram. The client is closed-loop limited on a small machine: on
-// 2 cores client and server each get about one; other processes on the host add noise.
+// Latencies are from a 1 µs histogram. On 2 cores client and server each get about one (on a quiet
+// 2-vCPU host the server saturates its core at full load); loopback softirq work and any other busy
+// process share the same cores, which shows in the tails (compare a bare UDP echo server's).
 import { fork, type ChildProcess } from 'node:child_process'
 import { createSocket, type Socket } from 'node:dgram'
 import { cpus } from 'node:os'
@@ -186,10 +187,7 @@ async function serverCpuMs (child: ChildProcess): Promise<number> {
   })
 }
 
-/**
- * Sends through `sockets`; each reply's id indexes `sentAt`. `next(socket, slot)` is called per reply
- * to keep the loop going (closed loop) or not (open loop). Returns a stop function.
- */
+/** Replies on each socket: the id indexes `sentAt` (per socket); `onReply` gets the latency. */
 function listen (sockets: Socket[], sentAt: Float64Array, onReply: (socket: number, id: number, latencyUs: number) => void): void {
   sockets.forEach((socket, index) => {
     socket.removeAllListeners('message')
