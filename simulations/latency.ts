@@ -1,9 +1,10 @@
 // Distance-based latency for the simulated world. Light in fibre travels at about 2/3 c, roughly
-// 200 km per ms; real paths are longer than the great circle (cable routes, peering detours), which
-// the route inflation factor stands for — 1.5 is a middle value of the measured fibre-path
-// inflation (e.g. Singla et al., "The Internet at the Speed of Light", HotNets 2014, report a median
-// of about 1.5–2× over the geodesic for fibre alone). A small per-link base models serialisation,
-// switching and the last mile, so that two nodes in one city are not 0 ms apart. Pure functions.
+// 200 km per ms. Real paths are longer than the great circle (cable routes, peering detours); the
+// route inflation factor stands for that, with 1.5 as a middle planning value (measurements such as
+// Singla et al., "The Internet at the Speed of Light", HotNets 2014, find real RTTs several times the
+// speed-of-light bound, of which fibre's refractive index is one 1.5× factor). A small per-link base
+// models serialisation, switching and the last mile, so that two nodes in one city are not 0 ms
+// apart. Pure functions.
 
 export const EARTH_RADIUS_KM = 6371
 /** Light in fibre (refractive index ≈ 1.5) covers about 200 km per millisecond. */
