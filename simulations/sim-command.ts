@@ -45,18 +45,32 @@ async function runSimCommand (file: string, options: SimOptions, io: SimCommandI
   const seeds = Array.from({ length: options.seeds ?? 1 }, (_, index) => first + index)
   const workers = Math.min(options.workers ?? availableParallelism(), seeds.length)
   io.out(`scenario ${scenario.name}: ${scenario.nodes.length} nodes, ${scenario.services.length} services, ${scenario.timeline.length} events, ${scenario.durationMs / 1000} s simulated; seeds ${seeds.join(', ')}`)
+  const finished: RunResult[] = []
+  // Rewritten after every run, so a long batch that is interrupted keeps what it measured.
+  const onResult = (run: RunResult): void => {
+    finished.push(run)
+    finished.sort((a, b) => a.seed - b.seed)
+    if (options.json !== undefined && options.seeds !== undefined) writeJson(options.json, { runs: finished, summary: summariseRuns(finished), complete: finished.length === seeds.length })
+  }
   const runs: RunResult[] = workers === 0
-    ? await runHere(scenario, seeds, file, io)
-    : await runInWorkers(file, seeds, workers, io.out)
-  const output = options.seeds === undefined ? runs[0] : { runs, summary: summariseRuns(runs) }
+    ? await runHere(scenario, seeds, file, io, onResult)
+    : await runInWorkers(file, seeds, workers, io.out, onResult)
   if (options.seeds !== undefined) printSummary(summariseRuns(runs), io)
-  if (options.json !== undefined) writeFileSync(options.json, JSON.stringify(output, null, 2) + '\n')
+  if (options.json !== undefined && options.seeds === undefined) writeJson(options.json, runs[0])
   return runs.every((run) => run.passed) ? 0 : 1
 }
 
-async function runHere (scenario: ReturnType<typeof loadScenario>, seeds: number[], file: string, io: SimCommandIo): Promise<RunResult[]> {
+function writeJson (path: string, value: unknown): void {
+  writeFileSync(path, JSON.stringify(value, null, 2) + '\n')
+}
+
+async function runHere (scenario: ReturnType<typeof loadScenario>, seeds: number[], file: string, io: SimCommandIo, onResult: (run: RunResult) => void): Promise<RunResult[]> {
   const runs: RunResult[] = []
-  for (const seed of seeds) runs.push(await runScenario(scenario, seed, { log: io.out, file }))
+  for (const seed of seeds) {
+    const run = await runScenario(scenario, seed, { log: io.out, file })
+    runs.push(run)
+    onResult(run)
+  }
   return runs
 }
 

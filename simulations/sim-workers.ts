@@ -35,15 +35,17 @@ function runOne (file: string, seed: number, heapMb: number, out: (line: string)
   })
 }
 
-/** Run every seed, at most `workers` at once; results in seed order. */
-export async function runInWorkers (file: string, seeds: readonly number[], workers: number, out: (line: string) => void): Promise<RunResult[]> {
+/** Run every seed, at most `workers` at once; results in seed order, each also to onResult as it finishes. */
+export async function runInWorkers (file: string, seeds: readonly number[], workers: number, out: (line: string) => void, onResult: (run: RunResult) => void = () => {}): Promise<RunResult[]> {
   const heapMb = Math.max(1024, Math.min(MAX_HEAP_MB, Math.floor(totalmem() / 1024 / 1024 / (workers + 1))))
   const results: RunResult[] = new Array(seeds.length)
   let next = 0
   const lane = async (): Promise<void> => {
     while (next < seeds.length) {
       const index = next++
-      results[index] = await runOne(file, seeds[index]!, heapMb, out)
+      const run = await runOne(file, seeds[index]!, heapMb, out)
+      results[index] = run
+      onResult(run)
     }
   }
   await Promise.all(Array.from({ length: Math.max(1, workers) }, lane))

@@ -131,8 +131,9 @@ test('runner: --seeds aggregates runs from --seed on, with per-type percentiles'
     writeFileSync(file, JSON.stringify(miniValue))
     const lines: string[] = []
     const code = await main(['node', 'form-anycast', 'sim', file, '--seed', '7', '--seeds', '2', '--json', out], { out: (line) => lines.push(line), err: (line) => lines.push(line) })
-    const result = JSON.parse(readFileSync(out, 'utf8')) as { runs: RunResult[], summary: { convergence: { samples: number, byType: Record<string, { samples: number }> }, checksPassed: boolean } }
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { runs: RunResult[], summary: { convergence: { samples: number, byType: Record<string, { samples: number }> }, checksPassed: boolean }, complete: boolean }
     assert.is(code, 0, lines.join('\n'))
+    assert.is(result.complete, true)
     assert.equal(result.runs.map((run) => run.seed), [7, 8])
     assert.is(result.summary.checksPassed, true)
     assert.is(result.summary.convergence.samples, 4)
