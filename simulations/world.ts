@@ -9,11 +9,10 @@ import { createMemoryLogger } from '../src/runtime/logger.ts'
 import { createMemoryMetrics } from '../src/runtime/metrics.ts'
 import { defaultNodeTiming, NodeHost } from '../src/runtime/node.ts'
 import { defaultPeerSessionConfig, type PeerSessionConfig } from '../src/actors/peer-session.ts'
-import type { PeerId } from '../src/runtime/ports.ts'
+import type { PeerId, Random, Signer } from '../src/runtime/ports.ts'
 import { KeyDirectory, createSimSigner } from '../src/runtime/signing.ts'
 import { createSimProber, type ServiceOracle } from '../src/runtime/probers.ts'
 import type { NodeLocation, ServiceConfig } from '../src/runtime/config.ts'
-import type { Random, Signer } from '../src/runtime/ports.ts'
 import type { SimOverlay } from '../src/runtime/sim-overlay.ts'
 
 export interface WorldOptions {
@@ -56,6 +55,7 @@ export class SimWorld {
   private readonly bootstrap = new Map<PeerId, PeerId[]>()
   /** Crashed hosts whose actors are still winding down (crashNode), by node. */
   private readonly windingDown = new Map<PeerId, { done: boolean }>()
+  /** Restarts so far per node: each life draws from its own random fork. */
   private readonly lives = new Map<PeerId, number>()
 
   constructor (readonly options: WorldOptions) {
