@@ -1,6 +1,7 @@
 // Node heartbeats gossiped on the health topic: who is alive, where, and since when. Like
 // form-node-metrics' heartbeat (every 30 s there; ours defaults to 1 s so membership follows the
 // overlay's hold times). JSON on the wire, parsed into typed values with a bound on every field.
+import { formatAddress, parseAddress } from './cidr.ts'
 
 export interface Heartbeat {
   /** Node's human name. */
@@ -12,6 +13,8 @@ export interface Heartbeat {
   location?: { lat: number, lon: number, region?: string }
   /** Sessions this node has established, for a quick view of the topology. */
   established: number
+  /** The IP address DNS answers give for this node (GeoDNS, `bootstrap.<zone>`); absent when it has none. */
+  address?: string
 }
 
 export const MAX_HEARTBEAT_BYTES = 1024
@@ -40,6 +43,16 @@ function text (value: unknown, field: string, maxLength: number): string {
   return value
 }
 
+/** An IPv4 or IPv6 address, kept in its canonical text so every node compares the same spelling. */
+function ipAddress (value: unknown, field: string): string {
+  const address = text(value, field, 45)
+  try {
+    return formatAddress(parseAddress(address).bytes)
+  } catch {
+    throw new HeartbeatError(field, 'must be an IPv4 or IPv6 address')
+  }
+}
+
 export function decodeHeartbeat (bytes: Uint8Array): Heartbeat {
   if (bytes.byteLength > MAX_HEARTBEAT_BYTES) throw new HeartbeatError('message', `larger than ${MAX_HEARTBEAT_BYTES} bytes`)
   let raw: unknown
@@ -58,5 +71,6 @@ export function decodeHeartbeat (bytes: Uint8Array): Heartbeat {
     heartbeat.location = { lat: finite(location.lat, 'location.lat', -90, 90), lon: finite(location.lon, 'location.lon', -180, 180) }
     if (location.region !== undefined) heartbeat.location.region = text(location.region, 'location.region', 64)
   }
+  if (record.address !== undefined) heartbeat.address = ipAddress(record.address, 'address')
   return heartbeat
 }

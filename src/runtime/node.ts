@@ -43,6 +43,8 @@ export interface NodeHostConfig {
   announcementTtlMs: number
   refreshIntervalMs: number
   drainMs: number
+  /** The IP address DNS answers give for this node, sent in heartbeats (GeoDNS). */
+  address?: string
 }
 
 export const defaultNodeTiming = { heartbeatIntervalMs: 1000, memberStaleMs: 5000, ...defaultControlPlaneTiming }
@@ -69,6 +71,8 @@ export interface MemberSummary {
   stale: boolean
   established: number
   heartbeats: number
+  /** The member's DNS address, when its heartbeats carry one. */
+  address?: string
 }
 
 export interface NodeStatus {
@@ -246,6 +250,7 @@ export class NodeHost {
       heartbeat.location = { lat: this.config.location.lat, lon: this.config.location.lon }
       if (this.config.location.region !== undefined) heartbeat.location.region = this.config.location.region
     }
+    if (this.config.address !== undefined) heartbeat.address = this.config.address
     return heartbeat
   }
 
@@ -371,6 +376,7 @@ export class NodeHost {
         heartbeats: member.count
       }
       if (member.heartbeat.location !== undefined) summary.location = member.heartbeat.location
+      if (member.heartbeat.address !== undefined) summary.address = member.heartbeat.address
       return summary
     }).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   }
