@@ -11,7 +11,7 @@
 // later is still recognised as stale; a tombstone is forgotten one ttl after the announcement
 // lapsed (so a live record is remembered for at most 2 × ttl after receipt).
 import { validateAnnouncement, validateReachReport } from './announcement-codec.ts'
-import { bestPath, directPath, localPath, relayPath, selectBestPath } from './best-path.ts'
+import { comparePaths, directPath, localPath, relayPath, selectBestPath } from './best-path.ts'
 import type { ReachReport, RouteAnnouncement, RouteCandidate, RouteEntry, RoutePath, SignedAnnouncement } from './routes.ts'
 
 export const DEFAULT_MAX_PREFIXES = 65_536
@@ -115,6 +115,8 @@ export class RouteTable {
   /** Live records only: origin → prefixes it currently announces. */
   private readonly prefixesByOrigin = new Map<string, Set<string>>()
   private readonly direct = new Map<string, number>()
+  /** pathTo's answers by origin (undefined: no path), until a mutation touches the origin. */
+  private readonly paths = new Map<string, RoutePath | undefined>()
   private readonly neighbours = new Map<string, NeighbourReach>()
   private readonly relaysByOrigin = new Map<string, Set<string>>()
   /** The origin chosen at the last selection per prefix: the incumbent for cost hysteresis. */
@@ -235,20 +237,28 @@ export class RouteTable {
   /** This node's best path to `origin`: local, direct, or via one neighbour; undefined if none. */
   pathTo (origin: string): RoutePath | undefined {
     if (origin === this.self) return localPath(this.self)
+    // Paths are read on every candidate list and change only through pathChanges, which drops
+    // the cached path of every origin a mutation touches.
+    if (this.paths.has(origin)) return this.paths.get(origin)
     const direct = this.direct.get(origin)
-    const paths: Array<RoutePath | undefined> = [direct === undefined ? undefined : directPath(origin, direct)]
+    let best = direct === undefined ? undefined : directPath(origin, direct)
     for (const relay of this.relaysByOrigin.get(origin) ?? []) {
       const reach = this.neighbours.get(relay) as NeighbourReach
-      paths.push(relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number }))
+      const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
+      if (path !== undefined && (best === undefined || comparePaths(path, best) < 0)) best = path
     }
-    return bestPath(paths)
+    if (this.paths.size >= this.maxPrefixes * this.maxOriginsPerPrefix) this.paths.clear()
+    this.paths.set(origin, best)
+    return best
   }
 
   /** Run `mutate`, then report the prefixes of those `origins` whose best path changed, sorted. */
   private pathChanges (origins: Iterable<string>, mutate: () => void): string[] {
     const before = new Map<string, RoutePath | undefined>()
-    for (const origin of origins) if (this.prefixesByOrigin.has(origin)) before.set(origin, this.pathTo(origin))
+    const touched = [...origins]
+    for (const origin of touched) if (this.prefixesByOrigin.has(origin)) before.set(origin, this.pathTo(origin))
     mutate()
+    for (const origin of touched) this.paths.delete(origin)
     const changed = new Set<string>()
     for (const [origin, path] of before) {
       if (!samePath(path, this.pathTo(origin))) for (const prefix of this.prefixesByOrigin.get(origin) ?? []) changed.add(prefix)

@@ -103,6 +103,8 @@ export class NodeHost {
   readonly controlPlane: ControlPlane
   private peerProbes: PeerProbes | undefined
   private readonly members = new Map<PeerId, Member>()
+  /** Sessions in `established`, kept by their actors' subscriptions: the control plane asks on every update. */
+  private readonly establishedSessions = new Map<PeerId, Actor<typeof peerSessionMachine>>()
   /** Heartbeats the validator accepted, by payload, so delivery does not decode them again. */
   private readonly validatedHeartbeats = new WeakMap<Uint8Array, Heartbeat>()
   private readonly unsubscribes: Unsubscribe[] = []
@@ -140,7 +142,7 @@ export class NodeHost {
       },
       defaults,
       (peer, payload) => { this.sessionActor(peer)?.send({ type: 'session.send.update', payload }) },
-      () => this.sessions().filter((session) => session.established).map((session) => ({ peerId: session.peerId, rttMs: session.rttMs }))
+      () => this.establishedPeers()
     )
     this.root = createSupervisor({
       ...defaults,
@@ -245,7 +247,7 @@ export class NodeHost {
   }
 
   private describeSelf (): Omit<Heartbeat, 'seq'> {
-    const heartbeat: Omit<Heartbeat, 'seq'> = { name: this.config.name, incarnation: this.incarnation, established: this.sessions().filter((s) => s.established).length }
+    const heartbeat: Omit<Heartbeat, 'seq'> = { name: this.config.name, incarnation: this.incarnation, established: this.establishedPeers().length }
     if (this.config.location !== undefined) {
       heartbeat.location = { lat: this.config.location.lat, lon: this.config.location.lon }
       if (this.config.location.region !== undefined) heartbeat.location.region = this.config.location.region
@@ -309,10 +311,17 @@ export class NodeHost {
           }
         })
         let wasEstablished = false
-        actor.subscribe((snapshot) => {
-          const established = sessionStateName(snapshot.value) === 'established'
-          if (established && !wasEstablished) this.counters.sessionsEstablished.inc()
-          wasEstablished = established
+        const forget = (): void => { if (this.establishedSessions.get(peer) === actor) this.establishedSessions.delete(peer) }
+        actor.subscribe({
+          next: (snapshot) => {
+            const established = sessionStateName(snapshot.value) === 'established'
+            if (established && !wasEstablished) this.counters.sessionsEstablished.inc()
+            if (established) this.establishedSessions.set(peer, actor)
+            else forget()
+            wasEstablished = established
+          },
+          error: forget,
+          complete: forget
         })
         return { kind: 'actor', actor }
       }
@@ -339,6 +348,20 @@ export class NodeHost {
     this.members.set(message.from, { heartbeat, lastSeenMs: this.components.clock.now(), count: (known?.count ?? 0) + 1 })
   }
 
+  /** Established sessions with their RTT, by peer id; cheap enough for every routing update. */
+  private establishedPeers (): Array<{ peerId: PeerId, rttMs: number | undefined }> {
+    const peers: Array<{ peerId: PeerId, rttMs: number | undefined }> = []
+    for (const [peerId, actor] of this.establishedSessions) {
+      if (actor.getSnapshot().status !== 'active') { this.establishedSessions.delete(peerId); continue }
+      peers.push({ peerId, rttMs: this.sessionRtt(peerId, actor.getSnapshot().context.rttMs) })
+    }
+    return peers.sort((a, b) => a.peerId < b.peerId ? -1 : 1)
+  }
+
+  private sessionRtt (peerId: PeerId, rttMs: number | undefined): number | undefined {
+    return rttMs === undefined ? this.components.overlay.rttMs(peerId) : Math.round(rttMs * 100) / 100
+  }
+
   sessions (): PeerSummary[] {
     const summaries: PeerSummary[] = []
     for (const child of this.sessionsSupervisor.children()) {
@@ -351,7 +374,7 @@ export class NodeHost {
         peerId: context.peerId,
         state,
         established: state === 'established',
-        rttMs: context.rttMs === undefined ? this.components.overlay.rttMs(context.peerId) : Math.round(context.rttMs * 100) / 100,
+        rttMs: this.sessionRtt(context.peerId, context.rttMs),
         establishedAtMs: context.establishedAtMs,
         failures: context.failures,
         lastError: context.lastError,

@@ -388,4 +388,51 @@ test('route-table: property — changed sets are complete: a prefix not reported
   }), { seed: 32, numRuns: 500 })
 })
 
+test('route-table: property — pathTo (cached) equals the best path recomputed from the reach state after any mutations', () => {
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b', 'c'), rttMs: fc.option(fc.constantFrom(1, 10, 40), { nil: undefined }) }),
+    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20, 35), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'me', 'r', 'q'), fc.constantFrom(0, 5, 50)) }),
+    fc.record({ kind: fc.constant('rtt' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.constantFrom(1, 20, 35) }),
+    fc.record({ kind: fc.constant('drop' as const), neighbour: fc.constantFrom('r', 'q') }),
+    fc.record({ kind: fc.constant('read' as const), origin: fc.constantFrom('a', 'b', 'c') })
+  )
+  fc.assert(fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+    const routes = table()
+    for (const origin of ['a', 'b', 'c']) routes.applyAnnouncement(ann({ origin, seq: 1 }), 0)
+    const direct = new Map<string, number>()
+    const neighbours = new Map<string, { rttMs: number, seq: number, entries: Record<string, number> }>()
+    const model = (origin: string): string => {
+      const paths: Array<{ hops: string[], costMs: number }> = []
+      if (direct.has(origin)) paths.push({ hops: [origin], costMs: direct.get(origin) as number })
+      for (const [relay, reach] of neighbours) {
+        if (reach.entries[origin] !== undefined && origin !== relay) paths.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
+      }
+      paths.sort((x, y) => x.costMs - y.costMs || x.hops.length - y.hops.length || (x.hops.join() < y.hops.join() ? -1 : 1))
+      return JSON.stringify(paths[0])
+    }
+    for (const s of steps) {
+      if (s.kind === 'direct') {
+        routes.setDirectReach(s.origin, s.rttMs)
+        if (s.rttMs === undefined) direct.delete(s.origin); else direct.set(s.origin, s.rttMs)
+      } else if (s.kind === 'reach') {
+        routes.applyReachReport(s.neighbour, s.rttMs, report(s.neighbour, s.seq, s.entries))
+        const known = neighbours.get(s.neighbour)
+        if (s.rttMs === undefined) neighbours.delete(s.neighbour)
+        else if (known === undefined || s.seq > known.seq) neighbours.set(s.neighbour, { rttMs: s.rttMs, seq: s.seq, entries: s.entries })
+        else known.rttMs = s.rttMs
+      } else if (s.kind === 'rtt') {
+        routes.setNeighbourRtt(s.neighbour, s.rttMs)
+        const known = neighbours.get(s.neighbour)
+        if (known !== undefined) known.rttMs = s.rttMs
+      } else if (s.kind === 'drop') {
+        routes.dropNeighbour(s.neighbour)
+        neighbours.delete(s.neighbour)
+      } else {
+        assert.is(JSON.stringify(routes.pathTo(s.origin)), model(s.origin), `pathTo(${s.origin}) mid-sequence`)
+      }
+    }
+    for (const origin of ['a', 'b', 'c']) assert.is(JSON.stringify(routes.pathTo(origin)), model(origin), `pathTo(${origin})`)
+  }), { seed: 33, numRuns: 500 })
+})
+
 test.run()
