@@ -3,6 +3,10 @@
 import { readFileSync } from 'node:fs'
 import { defaultPeerSessionConfig, type PeerSessionConfig } from '../actors/peer-session.ts'
 import { LOG_LEVELS, type LogLevel } from './logger.ts'
+import { formatAddress, parseAddress, parsePrefix } from '../protocols/cidr.ts'
+import { DEFAULT_DNS_PORT, DEFAULT_TTL_S, DEFAULT_ZONE } from '../protocols/dns-answer.ts'
+import { DEFAULT_MAX_ORIGINS } from '../protocols/nearest.ts'
+import { DISTANCE_STRATEGIES, type DistanceStrategy } from '../protocols/geo.ts'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -36,6 +40,42 @@ export interface ProbePolicyConfig {
 
 export const defaultProbePolicy: ProbePolicyConfig = { intervalMs: 500, timeoutMs: 400, rise: 3, fall: 3 }
 
+/**
+ * GeoIP policy: 'required' (default) makes a missing or corrupt database a start-up error;
+ * 'optional' logs a loud warning and answers without geography; 'off' loads nothing.
+ */
+export type GeoIpMode = 'required' | 'optional' | 'off'
+export const GEOIP_MODES: readonly GeoIpMode[] = ['required', 'optional', 'off']
+
+/** The node's authoritative GeoDNS server (`dns` section; absent: no DNS server). */
+export interface DnsConfig {
+  enabled: boolean
+  /** Canonical zone apex: lower case, no trailing dot; default "anycast.form". */
+  zone: string
+  host: string
+  host6?: string
+  /** Default 5353; 0 picks a free port. */
+  port: number
+  /** TTL of answers; default 30 s. */
+  ttlS: number
+  /** TTL while a failover is in progress (a health change of the service within failoverWindowS); default 5 s. */
+  failoverTtlS: number
+  failoverWindowS: number
+  /** Most A/AAAA records per answer; default 3. */
+  maxAnswers: number
+  /** The address DNS answers give for this node; default the first specific address in `listen`. */
+  address?: string
+  /** Split horizon: clients inside these prefixes are overlay clients. */
+  overlayPrefixes: string[]
+  strategy: DistanceStrategy
+  geoip: { paths?: string[], mode: GeoIpMode }
+  /** Addresses per service answered while nothing is known about it (cold start). */
+  fallback: Record<string, string[]>
+}
+
+export const DEFAULT_FAILOVER_TTL_S = 5
+export const DEFAULT_FAILOVER_WINDOW_S = 30
+
 export interface NodeConfig {
   /** Human name of this node, e.g. "fra". */
   name: string
@@ -55,6 +95,7 @@ export interface NodeConfig {
   logLevel: LogLevel
   /** Write the inspection trace (JSONL) of this node's actors here. */
   traceFile?: string
+  dns?: DnsConfig
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
@@ -192,7 +233,107 @@ function parseProbePolicy (fields: Fields, value: unknown): ProbePolicyConfig {
   return policy
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile'] as const
+// ---- dns -------------------------------------------------------------------------------------
+
+/** RFC 1035 §2.3.1 host names (letters, digits, inner dashes), at most 253 characters. */
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
+function parseZone (fields: Fields, value: unknown, field: string): string {
+  const text = fields.string(value, field, { maxLength: 254 }).toLowerCase().replace(/\.$/, '')
+  const labels = text.split('.')
+  if (text.length > 253 || labels.length < 1 || !labels.every((label) => DNS_LABEL.test(label))) {
+    fields.fail(field, `must be a domain name such as "anycast.form" (letters, digits, dashes; labels of 1..63), got ${JSON.stringify(value)}`)
+  }
+  return text
+}
+
+function parseIp (fields: Fields, value: unknown, field: string): string {
+  const text = fields.string(value, field, { maxLength: 64 })
+  try { return formatAddress(parseAddress(text).bytes) } catch { return fields.fail(field, `must be an IPv4 or IPv6 address, got ${JSON.stringify(text)}`) }
+}
+
+function parseGeoIp (fields: Fields, value: unknown, field: string): DnsConfig['geoip'] {
+  if (value === undefined) return { mode: 'required' }
+  const raw = fields.object(value, field, ['path', 'mode'])
+  const geoip: DnsConfig['geoip'] = { mode: 'required' }
+  if (raw.mode !== undefined) {
+    const mode = fields.string(raw.mode, join(field, 'mode'))
+    if (!(GEOIP_MODES as readonly string[]).includes(mode)) fields.fail(join(field, 'mode'), `must be one of ${GEOIP_MODES.join(', ')}, got ${JSON.stringify(mode)}`)
+    geoip.mode = mode as GeoIpMode
+  }
+  if (raw.path !== undefined) geoip.paths = typeof raw.path === 'string' ? [fields.string(raw.path, join(field, 'path'))] : fields.strings(raw.path, join(field, 'path'), 8)
+  if (geoip.paths?.length === 0) fields.fail(join(field, 'path'), 'must name at least one .mmdb file')
+  return geoip
+}
+
+function parseFallback (fields: Fields, value: unknown, field: string): Record<string, string[]> {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fields.fail(field, `must be an object of service name → addresses, got ${describe(value)}`)
+  const entries = Object.entries(value as Record<string, unknown>)
+  if (entries.length > 64) fields.fail(field, 'more than 64 services')
+  return Object.fromEntries(entries.map(([service, addresses]) => {
+    const path = join(field, service)
+    if (!SERVICE_NAME.test(service)) fields.fail(path, `service name must be ${NAME_HINT}`)
+    const list = fields.strings(addresses, path, 32).map((address, index) => parseIp(fields, address, `${path}[${index}]`))
+    return [service, list]
+  }))
+}
+
+const DNS_KEYS = ['enabled', 'zone', 'host', 'host6', 'port', 'ttlS', 'failoverTtlS', 'failoverWindowS', 'maxAnswers', 'address', 'overlayPrefixes', 'strategy', 'geoip', 'fallback'] as const
+
+function parseDns (fields: Fields, value: unknown, field: string): DnsConfig {
+  const raw = fields.object(value, field, DNS_KEYS)
+  const at = (key: string): string => join(field, key)
+  const dns: DnsConfig = {
+    enabled: true,
+    zone: raw.zone === undefined ? DEFAULT_ZONE : parseZone(fields, raw.zone, at('zone')),
+    host: raw.host === undefined ? '127.0.0.1' : parseIp(fields, raw.host, at('host')),
+    port: raw.port === undefined ? DEFAULT_DNS_PORT : fields.number(raw.port, at('port'), 0, 65535),
+    ttlS: raw.ttlS === undefined ? DEFAULT_TTL_S : fields.number(raw.ttlS, at('ttlS'), 1, 86_400),
+    failoverTtlS: DEFAULT_FAILOVER_TTL_S,
+    failoverWindowS: raw.failoverWindowS === undefined ? DEFAULT_FAILOVER_WINDOW_S : fields.number(raw.failoverWindowS, at('failoverWindowS'), 1, 3600),
+    maxAnswers: raw.maxAnswers === undefined ? DEFAULT_MAX_ORIGINS : fields.number(raw.maxAnswers, at('maxAnswers'), 1, 32),
+    overlayPrefixes: raw.overlayPrefixes === undefined ? ['10.42.0.0/16'] : fields.strings(raw.overlayPrefixes, at('overlayPrefixes'), 32),
+    strategy: 'linear',
+    geoip: parseGeoIp(fields, raw.geoip, at('geoip')),
+    fallback: parseFallback(fields, raw.fallback, at('fallback'))
+  }
+  if (raw.enabled !== undefined) {
+    if (typeof raw.enabled !== 'boolean') fields.fail(at('enabled'), `must be true or false, got ${describe(raw.enabled)}`)
+    dns.enabled = raw.enabled
+  }
+  if (raw.host6 !== undefined) {
+    dns.host6 = parseIp(fields, raw.host6, at('host6'))
+    if (!dns.host6.includes(':')) fields.fail(at('host6'), `must be an IPv6 address, got ${JSON.stringify(raw.host6)}`)
+  }
+  dns.failoverTtlS = Math.min(dns.ttlS, DEFAULT_FAILOVER_TTL_S)
+  if (raw.failoverTtlS !== undefined) dns.failoverTtlS = fields.number(raw.failoverTtlS, at('failoverTtlS'), 0, dns.ttlS)
+  if (raw.address !== undefined) dns.address = parseIp(fields, raw.address, at('address'))
+  dns.overlayPrefixes.forEach((prefix, index) => {
+    try { parsePrefix(prefix) } catch (error) { fields.fail(`${at('overlayPrefixes')}[${index}]`, (error as Error).message) }
+  })
+  if (raw.strategy !== undefined) {
+    const strategy = fields.string(raw.strategy, at('strategy'))
+    if (!(DISTANCE_STRATEGIES as readonly string[]).includes(strategy)) fields.fail(at('strategy'), `must be one of ${DISTANCE_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`)
+    dns.strategy = strategy as DistanceStrategy
+  }
+  return dns
+}
+
+/** The first listen address that names one interface (not 0.0.0.0 or ::): on formnet, the overlay IP. */
+export function defaultDnsAddress (listen: readonly string[]): string | undefined {
+  for (const address of listen) {
+    const match = /^\/ip[46]\/([^/]+)\//.exec(address)
+    if (match === null) continue
+    try {
+      const text = formatAddress(parseAddress(match[1]!).bytes)
+      if (text !== '0.0.0.0' && text !== '::') return text
+    } catch { /* not an address; the listen check reports it */ }
+  }
+  return undefined
+}
+
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'dns'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -229,6 +370,10 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     config.logLevel = level as LogLevel
   }
   if (raw.traceFile !== undefined) config.traceFile = fields.string(raw.traceFile, 'traceFile')
+  if (raw.dns !== undefined) {
+    config.dns = parseDns(fields, raw.dns, 'dns')
+    config.dns.address ??= defaultDnsAddress(config.listen)
+  }
   return config
 }
 

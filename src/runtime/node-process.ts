@@ -16,10 +16,13 @@ import { parseBootstrapList } from './libp2p-node.ts'
 import { KeyDirectory, signerFromLibp2pKey } from './signing.ts'
 import { createNetProber } from './probers.ts'
 import { startDemoService, type DemoService } from './demo-service.ts'
+import { locateNode, openDnsGeoIp, startNodeDns, type NodeDns } from './node-dns.ts'
 
 export interface RunningNode {
   host: NodeHost
   api: StatusApi
+  /** The GeoDNS server, when the config enables one. */
+  dns: NodeDns | undefined
   stop(): Promise<void>
 }
 
@@ -30,6 +33,10 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     throw new ConfigError(configPath, 'dataDir', `cannot create ${dataDir}: ${(error as Error).message}`)
   }
   const privateKey = await loadOrCreateNodeKey(dataDir)
+  // GeoIP before any socket: a missing or corrupt database fails start-up with nothing to undo.
+  const dnsConfig = config.dns
+  const geoip = dnsConfig?.enabled === true ? await openDnsGeoIp(dnsConfig, configPath, logger.child({ component: 'dns' })) : undefined
+  const location = config.location ?? locateNode(geoip, dnsConfig?.address)
   const overlay = await createLibp2pOverlay({
     privateKey,
     networkId: config.networkId,
@@ -63,10 +70,12 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     ...defaultNodeTiming,
     services: config.services,
     serviceProbe: { ...defaultNodeTiming.serviceProbe, ...config.probe },
-    ...(config.location === undefined ? {} : { location: config.location })
+    ...(location === undefined ? {} : { location }),
+    ...(dnsConfig?.address === undefined ? {} : { address: dnsConfig.address })
   })
   const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port })
   let demo: DemoService | undefined
+  let dns: NodeDns | undefined
   try {
     await api.start()
     if (config.demoServicePort !== undefined) {
@@ -76,7 +85,11 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
         throw new ConfigError(configPath, 'demoServicePort', `cannot listen on 127.0.0.1:${config.demoServicePort}: ${(error as Error).message}`)
       }
     }
+    if (dnsConfig?.enabled === true) {
+      dns = await startNodeDns({ dns: dnsConfig, configPath, host, geoip, clock, logger: logger.child({ component: 'dns' }), metrics })
+    }
   } catch (error) {
+    await demo?.stop()
     await api.stop()
     await overlay.stop()
     if (error instanceof PortInUseError) throw new ConfigError(configPath, 'statusApi.port', error.message)
@@ -87,8 +100,10 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
   return {
     host,
     api,
+    dns,
     stop: async () => {
       stopping ??= (async () => {
+        await dns?.stop()
         await host.stop()
         await demo?.stop()
         await api.stop()
@@ -105,6 +120,7 @@ export async function runNodeCommand (configPath: string, write: (line: string) 
   const node = await startNode(config, configPath)
   const status = node.host.status()
   write(`node ${config.name} ready: status API ${node.api.url} peer ${status.peerId} pid ${process.pid}`)
+  if (node.dns !== undefined) write(`node ${config.name} dns: ${node.dns.endpoint} zone ${node.dns.zone.apex} udp+tcp`)
   return await new Promise<number>((resolveExit) => {
     const shutdown = (signal: string): void => {
       process.off('SIGINT', onInt)

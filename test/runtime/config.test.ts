@@ -35,8 +35,47 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['service prefix', { ...base, services: [{ name: 'api', prefix: '10.42.255.300/32', check: { kind: 'tcp', host: 'x', port: 1 } }] }, /services\[0\]\.prefix: not a valid IPv4 CIDR/],
   ['service check kind', { ...base, services: [{ name: 'api', prefix: '10.42.255.1/32', check: { kind: 'icmp' } }] }, /services\[0\]\.check\.kind: must be "tcp" or "http"/],
   ['duplicate service', { ...base, services: [1, 2].map(() => ({ name: 'api', prefix: '10.42.255.1/32', check: { kind: 'http', url: 'http://127.0.0.1/' } })) }, /services\[1\]\.name: duplicate service "api"/],
-  ['probe timeout above interval', { ...base, probe: { intervalMs: 500, timeoutMs: 900 } }, /probe\.timeoutMs: must not exceed probe\.intervalMs/]
+  ['probe timeout above interval', { ...base, probe: { intervalMs: 500, timeoutMs: 900 } }, /probe\.timeoutMs: must not exceed probe\.intervalMs/],
+  ['dns not an object', { ...base, dns: true }, /dns: must be an object, got boolean true/],
+  ['dns unknown key', { ...base, dns: { ttl: 30 } }, /dns\.ttl: unknown key/],
+  ['dns enabled type', { ...base, dns: { enabled: 'yes' } }, /dns\.enabled: must be true or false, got the string "yes"/],
+  ['dns zone', { ...base, dns: { zone: 'any cast.form' } }, /dns\.zone: must be a domain name/],
+  ['dns zone label', { ...base, dns: { zone: '-bad.form' } }, /dns\.zone: must be a domain name/],
+  ['dns port', { ...base, dns: { port: 65536 } }, /dns\.port: must be between 0 and 65535, got 65536/],
+  ['dns host', { ...base, dns: { host: 'localhost' } }, /dns\.host: must be an IPv4 or IPv6 address, got "localhost"/],
+  ['dns host6 family', { ...base, dns: { host6: '127.0.0.1' } }, /dns\.host6: must be an IPv6 address/],
+  ['dns ttl', { ...base, dns: { ttlS: 0 } }, /dns\.ttlS: must be between 1 and 86400, got 0/],
+  ['dns failover ttl above ttl', { ...base, dns: { ttlS: 10, failoverTtlS: 20 } }, /dns\.failoverTtlS: must be between 0 and 10, got 20/],
+  ['dns maxAnswers', { ...base, dns: { maxAnswers: 0 } }, /dns\.maxAnswers: must be between 1 and 32, got 0/],
+  ['dns maxAnswers type', { ...base, dns: { maxAnswers: 2.5 } }, /dns\.maxAnswers: must be an integer, got 2\.5/],
+  ['dns address', { ...base, dns: { address: '192.0.2' } }, /dns\.address: must be an IPv4 or IPv6 address, got "192\.0\.2"/],
+  ['dns overlay prefix', { ...base, dns: { overlayPrefixes: ['10.42.0.0/33'] } }, /dns\.overlayPrefixes\[0\]: /],
+  ['dns strategy', { ...base, dns: { strategy: 'closest' } }, /dns\.strategy: must be one of linear, quadratic, logarithmic, stepped/],
+  ['dns geoip mode', { ...base, dns: { geoip: { mode: 'maybe' } } }, /dns\.geoip\.mode: must be one of required, optional, off, got "maybe"/],
+  ['dns geoip path type', { ...base, dns: { geoip: { path: 5 } } }, /dns\.geoip\.path: must be an array of strings, got number 5/],
+  ['dns geoip path empty', { ...base, dns: { geoip: { path: [] } } }, /dns\.geoip\.path: must name at least one \.mmdb file/],
+  ['dns geoip unknown key', { ...base, dns: { geoip: { file: 'x' } } }, /dns\.geoip\.file: unknown key/],
+  ['dns fallback address', { ...base, dns: { fallback: { api: ['192.0.2.1', 'nope'] } } }, /dns\.fallback\.api\[1\]: must be an IPv4 or IPv6 address/],
+  ['dns fallback service', { ...base, dns: { fallback: { 'API!': [] } } }, /dns\.fallback\.API!: service name must be/]
 ]
+
+test('config: dns defaults (zone, port 5353, TTL 30/5, 3 answers, GeoIP required) and the address from listen', () => {
+  assert.is(parseNodeConfig(base, 'node.json').dns, undefined, 'no dns section: no DNS server')
+  const dns = parseNodeConfig({ ...base, listen: ['/ip4/0.0.0.0/tcp/4001', '/ip4/10.42.0.7/tcp/4001'], dns: {} }, 'node.json').dns
+  assert.equal(dns, {
+    enabled: true, zone: 'anycast.form', host: '127.0.0.1', port: 5353, ttlS: 30, failoverTtlS: 5, failoverWindowS: 30, maxAnswers: 3,
+    overlayPrefixes: ['10.42.0.0/16'], strategy: 'linear', geoip: { mode: 'required' }, fallback: {}, address: '10.42.0.7'
+  })
+  const custom = parseNodeConfig({
+    ...base,
+    dns: { zone: 'Edge.Example.', port: 0, ttlS: 3, address: '2001:DB8::1', geoip: { path: 'a.mmdb', mode: 'optional' }, fallback: { api: ['192.0.2.1'] } }
+  }, 'node.json').dns!
+  assert.is(custom.zone, 'edge.example')
+  assert.is(custom.failoverTtlS, 3, 'never above ttlS')
+  assert.is(custom.address, '2001:db8::1')
+  assert.equal(custom.geoip, { paths: ['a.mmdb'], mode: 'optional' })
+  assert.equal(custom.fallback, { api: ['192.0.2.1'] })
+})
 
 for (const [label, value, pattern] of rejected) {
   test(`config: rejects ${label}`, () => {
