@@ -67,7 +67,12 @@ export interface DnsServer {
 
 export class DnsServerError extends Error {
   override name = 'DnsServerError'
-  constructor (readonly field: string, readonly reason: string) { super(`dns server ${field}: ${reason}`) }
+  /** The socket error's code (e.g. EADDRINUSE) when binding failed. */
+  readonly code: string | undefined
+  constructor (readonly field: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`dns server ${field}: ${reason}`, options)
+    this.code = (options?.cause as NodeJS.ErrnoException | undefined)?.code
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,7 +354,7 @@ async function openListeners (hosts: readonly string[], port: number, handlers: 
       await closeListeners(state)
       const code = (error as NodeJS.ErrnoException).code
       if (port === 0 && code === 'EADDRINUSE' && attempt < EPHEMERAL_BIND_ATTEMPTS) continue
-      throw new DnsServerError(`${hosts.join(',')}:${port}`, `cannot listen: ${(error as Error).message}`)
+      throw new DnsServerError(`${hosts.join(',')}:${port}`, `cannot listen: ${(error as Error).message}`, { cause: error })
     }
   }
 }

@@ -3,7 +3,7 @@
 // problems are ConfigErrors naming the field (exit 2), except where the operator said GeoIP is
 // optional: then a loud error-level log line, and answers without geography.
 import { ConfigError, type DnsConfig, type NodeLocation } from './config.ts'
-import { createDnsServer, type DnsServer } from './dns-server.ts'
+import { createDnsServer, DnsServerError, type DnsServer } from './dns-server.ts'
 import { DEFAULT_GEOIP_PACKAGE, GeoIpError, defaultGeoIpPaths, openGeoIpFiles, type GeoIp } from './geoip.ts'
 import { createNodeZone, zoneSourceFromNode, type NodeZone } from './zone-view.ts'
 import type { NodeHost } from './node.ts'
@@ -86,7 +86,7 @@ export async function startNodeDns (init: StartNodeDnsInit): Promise<NodeDns> {
   try {
     await server.start()
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
+    const code = error instanceof DnsServerError ? error.code : (error as NodeJS.ErrnoException).code
     const reason = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : (error as Error).message
     throw new ConfigError(init.configPath, 'dns.port', `cannot listen on ${dns.host}:${dns.port} (UDP and TCP): ${reason}`)
   }
