@@ -38,6 +38,8 @@ export interface WorldOptions {
   location?: (index: number, id: PeerId) => NodeLocation | undefined
   /** Extra delay per message (SimNetworkOptions.jitter); none by default. */
   jitter?: { ms?: number, fraction?: number }
+  /** NodeHostConfig.maxSessions; default DEFAULT_MAX_SESSIONS. */
+  maxSessions?: number
 }
 
 export class SimWorld {
@@ -106,6 +108,7 @@ export class SimWorld {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? defaultNodeTiming.heartbeatIntervalMs,
       neighbours,
       services,
+      ...(options.maxSessions === undefined ? {} : { maxSessions: options.maxSessions }),
       ...(location === undefined ? {} : { location })
     })
   }

@@ -4,7 +4,7 @@
 import { createActor, type Actor } from 'xstate'
 import { peerSessionMachine, sessionStateName, type PeerSessionConfig } from '../actors/peer-session.ts'
 import { heartbeatMachine } from '../actors/heartbeat.ts'
-import { SESSION_PROTOCOL } from '../protocols/session-codec.ts'
+import { NotificationCode, SESSION_PROTOCOL, encode as encodeSessionFrame } from '../protocols/session-codec.ts'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../protocols/heartbeat-codec.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisionTree } from './supervisor.ts'
 import { xstateInspector, type InspectionBus } from './inspection.ts'
@@ -37,6 +37,12 @@ export interface NodeHostConfig {
   memberStaleMs: number
   /** Peers to hold sessions with from the start (bootstrap peers); others are added as they connect. */
   neighbours: PeerId[]
+  /**
+   * Most sessions held at once (configured neighbours always get one). Every connection would
+   * otherwise become a session: a node that everyone probes (an origin, a bootstrap node) would
+   * hold one per node in the network. Default DEFAULT_MAX_SESSIONS.
+   */
+  maxSessions?: number
   services: ServiceConfig[]
   serviceProbe: HealthProberPolicy
   originProbe: HealthProberPolicy
@@ -46,6 +52,10 @@ export interface NodeHostConfig {
   /** The IP address DNS answers give for this node, sent in heartbeats (GeoDNS). */
   address?: string
 }
+
+export const DEFAULT_MAX_SESSIONS = 32
+/** RFC 4486 §4: Cease subcode "Connection Rejected". */
+export const CEASE_CONNECTION_REJECTED = 5
 
 export const defaultNodeTiming = { heartbeatIntervalMs: 1000, memberStaleMs: 5000, ...defaultControlPlaneTiming }
 
@@ -109,7 +119,7 @@ export class NodeHost {
   private readonly validatedHeartbeats = new WeakMap<Uint8Array, Heartbeat>()
   private readonly unsubscribes: Unsubscribe[] = []
   private readonly incarnation: number
-  private readonly counters: { invalidGossip: Counter, sessionsEstablished: Counter }
+  private readonly counters: { invalidGossip: Counter, sessionsEstablished: Counter, sessionsRefused: Counter }
   private state: 'idle' | 'running' | 'stopped' = 'idle'
   private startedAtMs: number | undefined
   private stopping: Promise<void> | undefined
@@ -169,7 +179,8 @@ export class NodeHost {
     })
     this.counters = {
       invalidGossip: components.metrics.counter('gossip_invalid_total', 'Gossip messages rejected by validation', ['topic']),
-      sessionsEstablished: components.metrics.counter('sessions_established_total', 'Peer sessions that reached established')
+      sessionsEstablished: components.metrics.counter('sessions_established_total', 'Peer sessions that reached established'),
+      sessionsRefused: components.metrics.counter('sessions_refused_total', 'Connected peers given no session because maxSessions were held')
     }
   }
 
@@ -186,8 +197,11 @@ export class NodeHost {
     this.controlPlane.start()
     overlay.handleStream(SESSION_PROTOCOL, (stream) => {
       const session = this.ensureSession(stream.remotePeer)
-      if (session === undefined) stream.close()
-      else session.send({ type: 'session.incoming', stream })
+      if (session !== undefined) { session.send({ type: 'session.incoming', stream }); return }
+      if (this.state === 'running') {
+        stream.send(encodeSessionFrame({ type: 'notification', code: NotificationCode.cease, subcode: CEASE_CONNECTION_REJECTED, message: `session limit ${this.maxSessions} reached` }))
+      }
+      stream.close()
     })
     const healthTopic = topicName(this.config.networkId, 'health')
     overlay.setValidator(healthTopic, (message) => this.validateHeartbeat(message))
@@ -266,7 +280,9 @@ export class NodeHost {
     return child?.kind === 'actor' ? child.actor as Actor<typeof peerSessionMachine> : undefined
   }
 
-  /** One session per configured neighbour and per connected peer. */
+  private get maxSessions (): number { return this.config.maxSessions ?? DEFAULT_MAX_SESSIONS }
+
+  /** One session per configured neighbour and per connected peer, up to maxSessions. */
   private resyncSessions (): void {
     for (const peer of this.config.neighbours) this.ensureSession(peer)
     for (const peer of this.components.overlay.connectedPeers()) this.ensureSession(peer)
@@ -276,7 +292,12 @@ export class NodeHost {
   private ensureSession (peer: PeerId): Actor<typeof peerSessionMachine> | undefined {
     if (this.state !== 'running' || peer === this.peerId) return undefined
     const id = `peer-session:${peer}`
-    if (this.sessionsSupervisor.children().every((child) => child.id !== id)) {
+    const children = this.sessionsSupervisor.children()
+    if (children.every((child) => child.id !== id)) {
+      if (children.length >= this.maxSessions && !this.config.neighbours.includes(peer)) {
+        this.counters.sessionsRefused.inc()
+        return undefined
+      }
       this.sessionsSupervisor.startChild(this.sessionSpec(id, peer))
     }
     const child = this.sessionsSupervisor.child(id)
