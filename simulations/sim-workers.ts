@@ -12,6 +12,12 @@ export type WorkerMessage =
   | { type: 'error', message: string }
 
 const MAX_HEAP_MB = 12_288
+/**
+ * A young generation larger than V8's default (16 MB semi-spaces): a 1,000-node world allocates
+ * snapshots and messages fast enough that scavenges took a fifth of its time; 64 MB semi-spaces
+ * cut wall time by about a tenth.
+ */
+const YOUNG_GENERATION_MB = 192
 
 function runOne (file: string, seed: number, heapMb: number, out: (line: string) => void): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -19,7 +25,7 @@ function runOne (file: string, seed: number, heapMb: number, out: (line: string)
       workerData: { file, seed },
       // Not the parent's: a TypeScript --import (as under `npm test`) fails in a Node 20 worker.
       execArgv: [],
-      resourceLimits: { maxOldGenerationSizeMb: heapMb }
+      resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: YOUNG_GENERATION_MB }
     })
     let result: RunResult | undefined
     worker.on('message', (message: WorkerMessage) => {
