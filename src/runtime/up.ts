@@ -32,9 +32,14 @@ export const DEMO_SITES: ReadonlyArray<{ name: string, location: NodeLocation }>
 
 export const MAX_UP_NODES = 64
 
-/** The demo service: `api` at one anycast address, served by three of every five nodes. */
+/** The GeoDNS demo service: `api` at one anycast address, served by every node of the default network. */
 export const DEMO_SERVICE = { name: 'api', prefix: '10.42.255.1/32' }
-export function servesDemo (index: number): boolean { return index % 5 < 3 }
+/**
+ * The routing demo service: `web`, served by three of every five nodes, so the other two route to
+ * a remote origin and a failover visibly moves their route.
+ */
+export const DEMO_PARTIAL_SERVICE = { name: 'web', prefix: '10.42.255.2/32' }
+export function servesPartialDemo (index: number): boolean { return index % 5 < 3 }
 
 /** One node of a cluster file (`up --cluster FILE`). */
 export interface ClusterNode {
@@ -110,12 +115,12 @@ function siteFor (index: number): { name: string, location: NodeLocation } {
   return round === 0 ? site : { name: `${site.name}-${round + 1}`, location: site.location }
 }
 
-/** The embedded default: demo sites, documentation addresses (RFC 5737), `api` on three of every five. */
+/** The embedded default: demo sites, documentation addresses (RFC 5737), `api` on all, `web` on three of every five. */
 export function defaultCluster (nodes: number): ClusterNode[] {
   return Array.from({ length: nodes }, (_, index) => ({
     ...siteFor(index),
     address: `192.0.2.${10 + index}`,
-    services: servesDemo(index) ? [DEMO_SERVICE.name] : []
+    services: servesPartialDemo(index) ? [DEMO_SERVICE.name, DEMO_PARTIAL_SERVICE.name] : [DEMO_SERVICE.name]
   }))
 }
 
@@ -178,9 +183,9 @@ export function parseCluster (value: unknown, source: string): ClusterNode[] {
 
 export function loadCluster (path: string): ClusterNode[] { return parseCluster(readJsonFile(path, 'cluster'), path) }
 
-/** Anycast prefixes: `api` keeps the demo's 10.42.255.1/32, other services follow in order. */
+/** Anycast prefixes: `api` and `web` keep the demo's 10.42.255.1/32 and .2/32, other services follow in order. */
 function servicePrefixes (cluster: ReadonlyArray<{ services: readonly string[] }>): Map<string, string> {
-  const prefixes = new Map<string, string>([[DEMO_SERVICE.name, DEMO_SERVICE.prefix]])
+  const prefixes = new Map<string, string>([[DEMO_SERVICE.name, DEMO_SERVICE.prefix], [DEMO_PARTIAL_SERVICE.name, DEMO_PARTIAL_SERVICE.prefix]])
   for (const node of cluster) for (const service of node.services) if (!prefixes.has(service)) prefixes.set(service, `10.42.255.${prefixes.size + 1}/32`)
   return prefixes
 }
@@ -317,15 +322,18 @@ export async function runUp (options: UpOptions): Promise<number> {
         ready.set(node.name, match[2]!)
         options.write(`node ${node.name}: status API ${match[2]} peer ${match[3]} pid ${match[4]}`)
         if (ready.size === planned.length) {
-          const origins = planned.filter((candidate) => candidate.demoPort !== undefined).map((candidate) => candidate.name)
           const prefixes = servicePrefixes(planned)
           const services = [...new Set(planned.flatMap((candidate) => candidate.services))]
           options.write(`all ${planned.length} nodes ready; ${services.length === 0 ? 'no services' : services.map((service) => `service ${service} at ${prefixes.get(service)!} served by ${planned.filter((candidate) => candidate.services.includes(service)).map((candidate) => candidate.name).join(', ')}`).join('; ')}`)
           const dig = digExample(planned)
           options.write(`try: ${dig.line}`)
           options.write(`     (a client in ${dig.city}${dig.nearest === undefined ? '' : `: ${dig.nearest} answers first`}; TXT instead of A says why)`)
-          options.write(`     form-anycast status --api ${ready.get(planned[0]!.name)}`)
-          if (origins.length > 0) options.write(`     curl -X POST ${ready.get(origins[0]!)}/v1/services/${planned.find((candidate) => candidate.name === origins[0])!.services[0]}/down   (then /up; Ctrl-C stops the network)`)
+          // Watch a failover where it shows: a node that routes a service to a remote origin.
+          const watched = services.find((service) => planned.some((candidate) => !candidate.services.includes(service))) ?? services[0]
+          const watcher = planned.find((candidate) => watched !== undefined && !candidate.services.includes(watched)) ?? planned[0]!
+          const origin = planned.find((candidate) => watched !== undefined && candidate.services.includes(watched) && candidate !== watcher)
+          options.write(`     form-anycast status --api ${ready.get(watcher.name)}`)
+          if (origin !== undefined) options.write(`     curl -X POST ${ready.get(origin.name)}/v1/services/${watched}/down   (then /up; Ctrl-C stops the network)`)
         }
       } else {
         options.write(`[${node.name}] ${line}`)

@@ -1,7 +1,7 @@
-// End to end with 5 real node processes on 127.0.0.1 (`form-anycast up`): the service `api` at
-// 10.42.255.1/32 is served by fra, nyc and sin. Marking the origin that sao uses down moves sao's
-// route within 3 s; SIGKILLing an origin moves every survivor off it within 5 s; restoring the
-// service and restarting the killed node bring their routes back.
+// End to end with 5 real node processes on 127.0.0.1 (`form-anycast up`): the service `web` at
+// 10.42.255.2/32 is served by fra, nyc and sin (`api` by all five). Marking the origin that sao
+// uses down moves sao's route within 3 s; SIGKILLing an origin moves every survivor off it within
+// 5 s; restoring the service and restarting the killed node bring their routes back.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getJson, pollUntil, startCli } from '../support/processes.ts'
 import type { RouteEntry } from '../../src/protocols/routes.ts'
-import { DEMO_SERVICE } from '../../src/runtime/up.ts'
+import { DEMO_PARTIAL_SERVICE } from '../../src/runtime/up.ts'
 
 interface ReadyNode { name: string, api: string, peerId: string, pid: number }
 
 const routeOf = async (node: ReadyNode): Promise<RouteEntry | undefined> =>
-  (await getJson<{ routes: RouteEntry[] }>(`${node.api}/v1/routes`)).routes.find((route) => route.prefix === DEMO_SERVICE.prefix)
+  (await getJson<{ routes: RouteEntry[] }>(`${node.api}/v1/routes`)).routes.find((route) => route.prefix === DEMO_PARTIAL_SERVICE.prefix)
 
 test('e2e failover: service down, origin SIGKILL and restore on 5 real nodes', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'form-anycast-failover-'))
@@ -39,11 +39,11 @@ test('e2e failover: service down, origin SIGKILL and restore on 5 real nodes', a
         if (route.candidates.filter((c) => c.attributes.health === 'healthy' && c.path !== undefined).length !== 3) return false
       }
       return true
-    }, { timeoutMs: 30_000, label: 'every node routes api to a healthy origin' })
+    }, { timeoutMs: 30_000, label: 'every node routes web to a healthy origin' })
 
     const x = byName.get('sao')!
     const used = byPeer.get((await routeOf(x))!.origin!)!
-    const down = await fetch(`${used.api}/v1/services/${DEMO_SERVICE.name}/down`, { method: 'POST' })
+    const down = await fetch(`${used.api}/v1/services/${DEMO_PARTIAL_SERVICE.name}/down`, { method: 'POST' })
     assert.is(down.status, 200)
     const moved = await pollUntil(async () => {
       const route = await routeOf(x)
@@ -65,7 +65,7 @@ test('e2e failover: service down, origin SIGKILL and restore on 5 real nodes', a
     console.log(`  ${victim.name} SIGKILLed; all survivors off it after ${dropped} ms`)
 
     // Restore: the marked-down service comes back, the killed node restarts with its old identity.
-    assert.is((await fetch(`${used.api}/v1/services/${DEMO_SERVICE.name}/up`, { method: 'POST' })).status, 200)
+    assert.is((await fetch(`${used.api}/v1/services/${DEMO_PARTIAL_SERVICE.name}/up`, { method: 'POST' })).status, 200)
     restarted = startCli(['node', '--config', join(dataDir, victim.name, 'node.json')])
     const again = await restarted.waitForLine(/^node \S+ ready: status API (\S+) peer (\S+)/, 20_000)
     assert.is(again[2], victim.peerId, 'the restarted node keeps its peer id')

@@ -151,7 +151,8 @@ test('up: the dig example asks the first node for a client nearest another origi
   const dig = digExample([at('fra', 50.11, 8.68, ['api']), at('nyc', 40.71, -74.01, ['api']), at('sin', 1.35, 103.82, ['api'])])
   assert.is(dig.line, 'dig @127.0.0.1 -p 5353 api.anycast.form A +subnet=165.21.0.0/24')
   assert.is(dig.nearest, 'sin')
-  assert.is(defaultCluster(5).filter((site) => site.services.includes('api')).length, 3)
+  assert.is(defaultCluster(5).filter((site) => site.services.includes('api')).length, 5, 'every default node serves api')
+  assert.is(defaultCluster(5).filter((site) => site.services.includes('web')).length, 3, 'three of five serve web')
 })
 
 test.run()
