@@ -5,11 +5,12 @@
 //
 // The server runs in a child process (this file with --serve), so its CPU is its own and measured
 // with process.cpuUsage(); the load generator is this process. The server is the real stack:
-// createDnsServer (node:dgram) → decodeQuery → createAnswerer → a zone whose resolve() looks the
-// ECS address up in a GeoIP database (geoIpFromBuffer over an .mmdb of 1,024 networks built with
-// writeMmdb, so the maxmind reader is on the path) and ranks the name's 8 origins with
-// chooseNearest (haversine score, failed origins excluded, degraded penalised), 3 A records per
-// answer, prom-client counters. Every query carries EDNS0 with an ECS /24 drawn from those networks.
+// createDnsServer (node:dgram) → decodeQuery → createAnswerer → the node agent's own zone
+// (createNodeZone, src/runtime/zone-view.ts) over a view of 97 nodes serving `--names` services of
+// 8 origins each: it looks the ECS address up in a GeoIP database (geoIpFromBuffer over an .mmdb of
+// 1,024 networks built with writeMmdb, so the maxmind reader is on the path) and ranks the name's
+// origins with chooseNearest (haversine score, failed origins excluded, degraded penalised), 3 A
+// records per answer, prom-client counters. Every query carries EDNS0 with an ECS /24 drawn from those networks.
 // No answer cache: every query is located and ranked afresh.
 //
 // - full load: closed loop, `concurrency` queries always in flight over `sockets` UDP sockets.
@@ -28,14 +29,13 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import dnsPacket from 'dns-packet'
-import { aRecord, type DnsRecord } from '../src/protocols/dns-codec.ts'
 import type { ZoneView } from '../src/protocols/dns-answer.ts'
-import { chooseNearest, type NearestCandidate } from '../src/protocols/nearest.ts'
 import { createDnsServer } from '../src/runtime/dns-server.ts'
 import { geoIpFromBuffer } from '../src/runtime/geoip.ts'
 import { createSilentLogger } from '../src/runtime/logger.ts'
 import { createPromMetrics } from '../src/runtime/metrics.ts'
 import { writeMmdb } from '../src/runtime/mmdb-writer.ts'
+import { createNodeZone, type ZoneMember, type ZoneOrigin } from '../src/runtime/zone-view.ts'
 
 const { values } = parseArgs({
   options: {
@@ -64,6 +64,7 @@ const FIXED_RATE = values.rate === undefined ? undefined : positive('rate', valu
 const WARMUP_MS = 1000
 const NETWORKS = 1024
 const ORIGINS_PER_NAME = 8
+const NODES = 97
 const QUERY_TEMPLATES = 4096
 const RESEND_AFTER_MS = 1000
 const HISTOGRAM_US = 100_000
@@ -92,33 +93,31 @@ function benchZone (): ZoneView {
       return { network: `${a}.${b}.0.0/16`, data: { latitude: city.lat + (index % 10) / 10, longitude: city.lon - (index % 7) / 10, country_code: city.country } }
     })
   })
-  const geoIp = geoIpFromBuffer(mmdb, 'bench.mmdb')
-  const services = new Map<string, { candidates: NearestCandidate[], records: Map<string, DnsRecord> }>()
+  // The node agent's zone (createNodeZone) over a fixed view of a network: NODES members with
+  // addresses and locations, NAMES services of ORIGINS_PER_NAME origins each, some failed or
+  // degraded. The zone re-reads this source every 250 ms, as it reads a live node's route table.
+  const members: ZoneMember[] = Array.from({ length: NODES }, (_, n) => {
+    const city = CITIES[(n * 3) % CITIES.length]
+    return { id: `node-${n}`, name: `node-${n}`, address: `100.64.${n >> 8}.${(n & 0xff) + 1}`, location: { lat: city.lat, lon: city.lon, country: city.country } }
+  })
+  const origins: ZoneOrigin[] = []
   for (let s = 0; s < NAMES; s++) {
-    const candidates: NearestCandidate[] = Array.from({ length: ORIGINS_PER_NAME }, (_, k) => {
-      const city = CITIES[(s * 5 + k * 3) % CITIES.length]
+    for (let k = 0; k < ORIGINS_PER_NAME; k++) {
+      const member = members[(s * ORIGINS_PER_NAME + k * 13) % NODES]
       const health = k === 0 && s % 5 === 0 ? 'failed' : k === 1 && s % 3 === 0 ? 'degraded' : 'healthy'
-      return { id: `node-${(s * ORIGINS_PER_NAME + k) % 97}`, address: `100.${64 + (s >> 8)}.${s & 0xff}.${k + 1}`, location: city, health, load: ((s + k) % 10) / 10 }
-    })
-    services.set(`svc-${s}.anycast.form`, { candidates, records: new Map(candidates.map((candidate) => [candidate.address, aRecord(candidate.address)])) })
-  }
-  return {
-    apex: 'anycast.form',
-    soa: { mname: 'ns1.anycast.form', rname: 'hostmaster.anycast.form', serial: 1, refreshS: 3600, retryS: 600, expireS: 86_400, minimumS: 30 },
-    soaTtlS: 300,
-    nameservers: ['ns1.anycast.form'],
-    nameserverTtlS: 3600,
-    resolve (name, qtype, client) {
-      const service = services.get(name)
-      if (service === undefined) return 'nxdomain'
-      if (qtype !== 1) return 'nodata'
-      const place = geoIp.lookup(client.ecs?.address ?? client.address)
-      const answer = chooseNearest(place, service.candidates, { max: 3 })
-      const records: DnsRecord[] = []
-      for (const origin of answer.origins) { const record = service.records.get(origin.address); if (record !== undefined) records.push(record) }
-      return { records, ttlS: answer.fallback ? 10 : 30 }
+      origins.push({ id: member.id, service: `svc-${s}`, health, load: ((s + k) % 10) / 10, location: member.location! })
     }
   }
+  return createNodeZone({
+    source: { origins: () => origins, members: () => members },
+    now: () => performance.now(),
+    geoip: geoIpFromBuffer(mmdb, 'bench.mmdb'),
+    zone: 'anycast.form',
+    ttlS: 30,
+    failoverTtlS: 5,
+    failoverWindowMs: 30_000,
+    maxAnswers: 3
+  })
 }
 
 async function serve (): Promise<void> {
@@ -187,6 +186,9 @@ async function serverCpuMs (child: ChildProcess): Promise<number> {
   })
 }
 
+/** Replies that were not NOERROR with at least one answer record; reported, and the bench fails on any. */
+let badReplies = 0
+
 /** Replies on each socket: the id indexes `sentAt` (per socket); `onReply` gets the latency. */
 function listen (sockets: Socket[], sentAt: Float64Array, onReply: (socket: number, id: number, latencyUs: number) => void): void {
   sockets.forEach((socket, index) => {
@@ -196,6 +198,8 @@ function listen (sockets: Socket[], sentAt: Float64Array, onReply: (socket: numb
       const at = sentAt[index * 65_536 + id]
       if (at === 0) return // a late reply to a query already counted as lost
       sentAt[index * 65_536 + id] = 0
+      // Every query names a service with healthy origins: anything but NOERROR with answers is wrong.
+      if ((reply[3] & 0x0f) !== 0 || ((reply[6] << 8) | reply[7]) === 0) badReplies++
       onReply(index, id, (performance.now() - at) * 1000)
     })
   })
@@ -316,9 +320,11 @@ async function main (): Promise<void> {
   const half = await measure(child, SECONDS * 1000, openLoop(sockets, queries, halfRate))
   console.log(`# half load: open loop at ${halfRate} queries/s (${FIXED_RATE === undefined ? 'half the full-load rate' : 'set by --rate'}), ${BUSY_PACING ? 'busy' : '1 ms timer'} pacing`)
   report('dns.half_load.', half)
+  console.log(`dns.bad_replies ${badReplies}`)
   for (const socket of sockets) socket.close()
   child.send('stop')
   await new Promise((resolve) => child.once('exit', resolve))
+  if (badReplies > 0) { console.error(`bench/dns: ${badReplies} replies were not NOERROR with answers`); process.exitCode = 1 }
 }
 
 if (values.serve === true) await serve()
