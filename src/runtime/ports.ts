@@ -159,6 +159,26 @@ export interface Verifier {
   verify(nodeId: string, data: Uint8Array, signature: Uint8Array): boolean
 }
 
+export type StoreOp =
+  | { type: 'put', key: string, value: Uint8Array }
+  | { type: 'del', key: string }
+
+/**
+ * Durable key-value storage for the replicated state (LevelDB in production, memory in the
+ * simulator). Keys are non-empty UTF-8 strings, ordered by their bytes.
+ */
+export interface Store {
+  /** Idempotent. */
+  open(): Promise<void>
+  get(key: string): Promise<Uint8Array | undefined>
+  /** Atomic and durable against a process kill once it resolves (written to the OS). */
+  batch(ops: StoreOp[]): Promise<void>
+  /** Keys starting with prefix, in key order. */
+  entries(prefix: string): AsyncIterable<[string, Uint8Array]>
+  /** Idempotent. */
+  close(): Promise<void>
+}
+
 export type ProbeTarget =
   | { kind: 'tcp', host: string, port: number }
   | { kind: 'http', url: string, expectStatus?: number }
