@@ -67,6 +67,17 @@ export interface OriginHealthView {
   verdict: Verdict
   rttMs: number | undefined
   lastError: string | undefined
+  /** Our own probes answer (healthy, or degraded only by slowness): a direct path exists. */
+  direct: boolean
+}
+
+/**
+ * A direct path needs our own probes to get through. Degraded after failed probes means the origin
+ * is suspect or reached only through helpers (SWIM): alive, so its announcements stand, but a
+ * packet sent straight to it would not arrive; relays that reach it carry it instead.
+ */
+function directlyReachable (verdict: Verdict, consecutiveFail: number): boolean {
+  return verdict === 'healthy' || (verdict === 'degraded' && consecutiveFail === 0)
 }
 
 type ProberActor = Actor<typeof healthProberMachine>
@@ -208,7 +219,13 @@ export class ControlPlane {
       const ref = this.originsSupervisor.child(child.id)
       if (ref?.kind !== 'actor') return []
       const context = (ref.actor as ProberActor).getSnapshot().context
-      return [{ origin: child.id.slice('origin-probe:'.length), verdict: context.verdict, rttMs: context.lastLatencyMs, lastError: context.lastError }]
+      return [{
+        origin: child.id.slice('origin-probe:'.length),
+        verdict: context.verdict,
+        rttMs: context.lastLatencyMs,
+        lastError: context.lastError,
+        direct: directlyReachable(context.verdict, context.consecutiveFail)
+      }]
     })
   }
 
@@ -359,8 +376,11 @@ export class ControlPlane {
   private originProberSpec (origin: PeerId): ChildSpec {
     const helpers = (): PeerId[] => this.establishedPeers().map((peer) => peer.peerId).filter((peer) => peer !== origin)
     return this.proberSpec(`origin-probe:${origin}`, 'origins', { kind: 'peer', peerId: origin }, { ...this.config.originProbe, indirect: { k: 2, via: helpers } }, (verdict, detail) => {
-      const rtt = verdict === 'failed' || verdict === 'unknown' ? undefined : detail.lastLatencyMs ?? 0
+      const rtt = directlyReachable(verdict, detail.consecutiveFail) ? detail.lastLatencyMs ?? 0 : undefined
       this.routesChanged(this.table.setDirectReach(origin, rtt))
+      // A triggered report: neighbours relaying through us learn at once, not at the next refresh.
+      // The prober's snapshot still shows the old verdict while it notifies, so this one is given.
+      this.sendReachReport(this.establishedPeers(), { origin, rttMs: rtt })
     })
   }
 
@@ -369,9 +389,7 @@ export class ControlPlane {
     const now = this.components.clock.now()
     const changed = new Set(this.table.expire(now))
     for (const view of this.originHealth()) {
-      if (view.verdict === 'healthy' || view.verdict === 'degraded') {
-        for (const prefix of this.table.setDirectReach(view.origin, view.rttMs ?? 0)) changed.add(prefix)
-      }
+      if (view.direct) for (const prefix of this.table.setDirectReach(view.origin, view.rttMs ?? 0)) changed.add(prefix)
     }
     const peers = this.establishedPeers()
     for (const peer of peers) {
@@ -379,11 +397,21 @@ export class ControlPlane {
     }
     this.routesChanged([...changed])
     this.syncOriginProbers()
-    const report = this.reachReport()
-    if (report.entries.length > 0) {
-      const payload = encodeUpdate({ announcements: [], reach: report })
-      for (const peer of peers) { this.sendToPeer(peer.peerId, payload); this.counters.updatesSent.inc() }
-    }
+    this.sendReachReport(peers)
+  }
+
+  /**
+   * Tell neighbours which origins we reach directly. A report replaces the previous one, so once
+   * we reached something and now reach nothing, an empty report must still go out: without it a
+   * neighbour would keep relaying through us to an origin we lost (and two such neighbours would
+   * loop). Nothing is sent while there is nothing to say and nothing to take back.
+   */
+  private sendReachReport (peers: ReadonlyArray<{ peerId: PeerId }>, changed?: { origin: PeerId, rttMs: number | undefined }): void {
+    const entries = this.reachEntries(changed)
+    if (entries.length === 0 && !this.reachReported) return
+    this.reachReported = entries.length > 0
+    const payload = encodeUpdate({ announcements: [], reach: this.reachReport(entries) })
+    for (const peer of peers) { this.sendToPeer(peer.peerId, payload); this.counters.updatesSent.inc() }
   }
 
   private scheduleRefresh (): void {
@@ -395,11 +423,20 @@ export class ControlPlane {
   }
 
   private reachSeq = 0
-  private reachReport (): ReachReport {
-    const entries = this.originHealth()
-      .filter((view) => view.verdict === 'healthy' && view.rttMs !== undefined)
-      .map((view) => ({ origin: view.origin, rttMs: view.rttMs! }))
+  /** The last reach report sent was not empty. */
+  private reachReported = false
+  private reachReport (entries = this.reachEntries()): ReachReport {
     return { from: this.components.signer.nodeId, seq: ++this.reachSeq, entries }
+  }
+
+  /** The origins this node reaches directly, with their RTT; `changed` overrides one origin's. */
+  private reachEntries (changed?: { origin: PeerId, rttMs: number | undefined }): ReachReport['entries'] {
+    const entries: ReachReport['entries'] = []
+    for (const view of this.originHealth()) {
+      const rttMs = view.origin === changed?.origin ? changed.rttMs : view.direct ? view.rttMs : undefined
+      if (rttMs !== undefined) entries.push({ origin: view.origin, rttMs })
+    }
+    return entries
   }
 
   private send (peer: PeerId, message: UpdateMessage): void {
