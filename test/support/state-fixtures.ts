@@ -53,3 +53,8 @@ export function stateOp (spec: OpSpec): StateOp {
 export function signedOp (signers: StateSigners, spec: OpSpec): SignedStateOp {
   return signStateOp(stateOp(spec), signers.signer(spec.author))
 }
+
+/** The crash test's writer (test/support/state-crash-child.ts) and the keys it writes. */
+export const CRASH_SIGNER_SEED = 4242
+export const CRASH_WRITER = 'writer'
+export function crashKey (round: number, index: number): string { return `crash/${round}/${index}` }
