@@ -2,11 +2,11 @@
 // anycast address of a service it serves). The DHCP client state machine of RFC 2131 §4.4, with
 // the address conflict detection of RFC 5227 for exclusive (unicast) addresses:
 //
-//   init ──address──▶ requesting ──acked (and, if exclusive, still ours after confirmWait)──▶ holding.bound
-//    ▲                 │ probing → sending → settling → verifying; waiting (back-off) on timeout/error
-//    │                 ▼                                                  │ T1 = 0.5 lease
-//    │◀──conflictDelay── conflict ◀── another node holds it ───── holding.renewing ──T2 = 0.875──▶ holding.rebinding
-//    │◀──retryDelay─── expired ◀─────────────────── lease end, no renewal acked ───────────────────────┘
+//   init ──address──▶ requesting ──acked (exclusive: still ours after confirmWait)──▶ holding
+//    ▲     probing → sending → settling → verifying; waiting (back-off) after a timeout or error
+//    │                  holding.lease: bound ──T1 = 0.5──▶ renewing ──T2 = 0.875──▶ rebinding
+//    ├──conflictDelay── conflict ◀── another holder seen while requesting or holding (exclusive only)
+//    └──retryDelay───── expired ◀─── lease end in rebinding with nothing acked
 //   holding ──lease.release──▶ [anycast: draining ──lease.drained | drainTimeout──▶] releasing ──▶ released
 //
 // Times follow RFC 2131 §4.4.5: the lease runs from when the granting request was *sent* (the
@@ -21,6 +21,7 @@
 // smaller first-claim hlc then node id). Another holder puts the actor in `conflict`: it stops using
 // the address (onLost), never uses it again (`excluded`, bounded), and returns to init for another.
 // A host that learns of a change sooner (a state op arrived) may send `lease.holder.observed` itself.
+// A loser never deletes its claim (the key is the winner's too); unrenewed, it expires by itself.
 // Anycast leases are shared on purpose and never conflict; releasing one first drains, so the
 // prefix announcer can de-prefer and withdraw before the lease that authorises it goes away.
 //
