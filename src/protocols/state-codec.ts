@@ -125,6 +125,11 @@ export function checkHlc (value: unknown, field = 'hlc'): void {
  * bounds. Accepts any shape, so it guards values that did not come through the decoder.
  */
 export function validateStateOp (op: StateOp, path = ''): void {
+  checkOp(op, path)
+}
+
+/** validateStateOp, returning the value's canonical JSON (undefined for a tombstone). */
+function checkOp (op: StateOp, path: string): string | undefined {
   const value: unknown = op
   if (!isRecord(value)) throw new StateOpError(path === '' ? 'op' : path.slice(0, -1), 'must be an object')
   if (!isCollection(value.collection)) throw new StateOpError(`${path}collection`, `must be one of ${STATE_COLLECTIONS.join(', ')}`)
@@ -135,10 +140,10 @@ export function validateStateOp (op: StateOp, path = ''): void {
   if (typeof value.tombstone !== 'boolean') throw new StateOpError(`${path}tombstone`, 'must be a boolean')
   if (value.tombstone) {
     if (value.value !== undefined) throw new StateOpError(`${path}value`, 'a tombstone carries no value')
-  } else {
-    if (!isRecord(value.value)) throw new StateOpError(`${path}value`, 'must be a JSON object')
-    canonicalJson(value.value as JsonObject, `${path}value`)
+    return undefined
   }
+  if (!isRecord(value.value)) throw new StateOpError(`${path}value`, 'must be a JSON object')
+  return canonicalJson(value.value as JsonObject, `${path}value`)
 }
 
 /** Throws StateOpError unless `signed` is a well-formed signed op (the signature is not checked). */
@@ -218,10 +223,10 @@ export function canonicalJson (value: JsonValue, field = 'value'): string {
 
 // --- ops --------------------------------------------------------------------------------------
 
-function bodyParts (op: StateOp): { key: Uint8Array, node: Uint8Array, value: Uint8Array | undefined, length: number } {
+function bodyParts (op: StateOp, valueJson = op.tombstone ? undefined : canonicalJson(op.value as JsonObject)): { key: Uint8Array, node: Uint8Array, value: Uint8Array | undefined, length: number } {
   const key = utf8Encoder.encode(op.key)
   const node = utf8Encoder.encode(op.hlc.node)
-  const value = op.tombstone ? undefined : utf8Encoder.encode(canonicalJson(op.value as JsonObject))
+  const value = valueJson === undefined ? undefined : utf8Encoder.encode(valueJson)
   return { key, node, value, length: 1 + 2 + key.byteLength + 8 + 4 + 1 + node.byteLength + 1 + (value === undefined ? 0 : 2 + value.byteLength) }
 }
 
@@ -240,11 +245,19 @@ function writeBody (writer: ByteWriter, op: StateOp, parts: ReturnType<typeof bo
 
 /** The canonical bytes of an op (its identity: the state digest hashes them). Validates first. */
 export function encodeStateOp (op: StateOp): Uint8Array {
-  validateStateOp(op)
-  const parts = bodyParts(op)
+  return encodeStateOpWithValue(op).body
+}
+
+/**
+ * encodeStateOp, also returning the value's canonical JSON (undefined for a tombstone), so the
+ * StateStore validates and serialises each op once.
+ */
+export function encodeStateOpWithValue (op: StateOp): { body: Uint8Array, valueJson: string | undefined } {
+  const valueJson = checkOp(op, '')
+  const parts = bodyParts(op, valueJson)
   const writer = new ByteWriter(parts.length)
   writeBody(writer, op, parts)
-  return writer.bytes
+  return { body: writer.bytes, valueJson }
 }
 
 /** What the author signs: STATE_SIGNING_DOMAIN then the canonical op bytes. */

@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto'
 import {
   BUCKET_COUNT, BUCKET_DIGEST_BYTES, MAX_HLC_COUNTER, MAX_SIGNATURE_BYTES, STATE_COLLECTIONS, StateOpError,
-  checkHlc, encodeStateOp, isCollection, signingBytesOfBody, stateOpSigningBytes, validateSignedStateOp,
+  checkHlc, encodeStateOpWithValue, isCollection, signingBytesOfBody, stateOpSigningBytes, validateSignedStateOp,
   type Collection
 } from './state-codec.ts'
 import type { Signer, Unsubscribe, Verifier } from '../runtime/ports.ts'
@@ -239,10 +239,10 @@ function deepFreeze<T> (value: T): T {
 }
 
 /** A frozen copy, so no caller can change a register behind its hash. */
-function frozenCopy (signed: SignedStateOp): SignedStateOp {
+function frozenCopy (signed: SignedStateOp, valueJson: string | undefined): SignedStateOp {
   const { op } = signed
   const copy: StateOp = { collection: op.collection, key: op.key, hlc: { ...op.hlc }, author: op.author, tombstone: op.tombstone }
-  if (!op.tombstone) copy.value = JSON.parse(JSON.stringify(op.value)) as JsonObject
+  if (valueJson !== undefined) copy.value = JSON.parse(valueJson) as JsonObject
   // A typed array cannot be frozen; the signature is a private copy nobody else holds.
   return Object.freeze({ op: deepFreeze(copy), signature: signed.signature.slice() })
 }
@@ -361,10 +361,22 @@ export class StateStore {
    * that is invalid, too far ahead of the clock, or whose signature does not verify.
    */
   apply (signed: SignedStateOp, options: ApplyOptions = {}): ApplyResult {
-    validateSignedStateOp(signed)
-    const { op } = signed
+    const value: unknown = signed
+    if (value === null || typeof value !== 'object') throw new StateOpError('signed', 'must be an object')
+    const { op, signature } = signed
+    if (!(signature instanceof Uint8Array) || signature.byteLength === 0 || signature.byteLength > MAX_SIGNATURE_BYTES) {
+      throw new StateOpError('signature', `must be 1..${MAX_SIGNATURE_BYTES} bytes`)
+    }
+    let encoded: { body: Uint8Array, valueJson: string | undefined }
+    try {
+      encoded = encodeStateOpWithValue(op)
+    } catch (error) {
+      // Field paths as validateSignedStateOp names them: `op.key`, `op.hlc.counter`.
+      if (error instanceof StateOpError) throw new StateOpError(error.field === 'op' ? 'op' : `op.${error.field}`, error.reason)
+      throw error
+    }
+    const { body } = encoded
     const trusted = options.trusted === true
-    const body = encodeStateOp(op)
     const hash = sha256(body)
     const collection = this.collection(op.collection)
     const current = collection.registers.get(op.key)
@@ -376,11 +388,11 @@ export class StateStore {
       return 'stale' // it would be pruned again at once
     }
     const { verifier } = this.options
-    if (verifier !== undefined && !trusted && !verifier.verify(op.author, signingBytesOfBody(body), signed.signature)) {
+    if (verifier !== undefined && !trusted && !verifier.verify(op.author, signingBytesOfBody(body), signature)) {
       throw new StateOpError('signature', `does not verify against the key of "${op.author}"`)
     }
     this.observe(op, trusted)
-    const register: Register = { signed: frozenCopy(signed), hash, bucket: current?.bucket ?? bucketOfKey(op.key) }
+    const register: Register = { signed: frozenCopy(signed, encoded.valueJson), hash, bucket: current?.bucket ?? bucketOfKey(op.key) }
     collection.put(op.key, register, current)
     this.topDigest = undefined
     const change: StateChange = current === undefined ? { signed: register.signed } : { signed: register.signed, previous: current.signed }
