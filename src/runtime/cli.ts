@@ -8,6 +8,7 @@ import { MAX_UP_NODES, loadCluster, runUp } from './up.ts'
 import { DEFAULT_DNS_PORT } from '../protocols/dns-answer.ts'
 import { runStatusCommand, StatusFetchError } from './status-command.ts'
 import { NodeKeyError } from './node-key.ts'
+import { NetworkKeyError, writeNetworkKeyFile } from './network-key.ts'
 import { InvalidOverlayAddressError } from './libp2p-node.ts'
 import { LOG_LEVELS } from './logger.ts'
 import { registerSimCommand } from '../../simulations/sim-command.ts'
@@ -88,6 +89,14 @@ export async function main (argv: string[], io: CliIo = defaultIo): Promise<numb
       exitCode = await runStatusCommand({ api: options.api, json: options.json, write: io.out })
     })
 
+  program.command('network-key')
+    .description('write a new pre-shared network key (the membership credential) to FILE; copy it to every node and set networkKeyFile')
+    .argument('<file>', 'where to write it (never overwritten; mode 0600)')
+    .action(async (file: string) => {
+      await writeNetworkKeyFile(file)
+      io.out(`wrote a new network key to ${file}: every node of the network needs this file (config networkKeyFile)`)
+    })
+
   registerSimCommand(program, io, (code) => { exitCode = code })
 
   try {
@@ -104,7 +113,7 @@ function report (error: unknown, io: CliIo): number {
     // Commander already printed its message through configureOutput.
     return EXIT_BAD_INPUT
   }
-  if (error instanceof ConfigError || error instanceof NodeKeyError || error instanceof InvalidOverlayAddressError) {
+  if (error instanceof ConfigError || error instanceof NodeKeyError || error instanceof NetworkKeyError || error instanceof InvalidOverlayAddressError) {
     io.err(`form-anycast: ${error.message}`)
     return EXIT_BAD_INPUT
   }

@@ -95,6 +95,8 @@ export interface NodeConfig {
   logLevel: LogLevel
   /** Write the inspection trace (JSONL) of this node's actors here. */
   traceFile?: string
+  /** The network's pre-shared key file (network-key.ts); without one the network is open to anyone who can connect. */
+  networkKeyFile?: string
   dns?: DnsConfig
 }
 
@@ -333,7 +335,7 @@ export function defaultDnsAddress (listen: readonly string[]): string | undefine
   return undefined
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'dns'] as const
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -370,6 +372,7 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     config.logLevel = level as LogLevel
   }
   if (raw.traceFile !== undefined) config.traceFile = fields.string(raw.traceFile, 'traceFile')
+  if (raw.networkKeyFile !== undefined) config.networkKeyFile = fields.string(raw.networkKeyFile, 'networkKeyFile')
   if (raw.dns !== undefined) {
     config.dns = parseDns(fields, raw.dns, 'dns')
     config.dns.address ??= defaultDnsAddress(config.listen)

@@ -9,6 +9,7 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { identify, type Identify } from '@libp2p/identify'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -40,6 +41,8 @@ export interface Libp2pNodeInit {
   pubsub?: PubsubOptions
   /** Inbound connections accepted per remote host per second (libp2p default 5). */
   inboundConnectionThreshold?: number
+  /** The private network's pre-shared key (network-key.ts): only holders can connect. */
+  networkKey?: Uint8Array
 }
 
 /** A bootstrap list entry, parsed: the peer and the address to reach it at. */
@@ -99,6 +102,7 @@ export async function createLibp2pNode(init: Libp2pNodeInit): Promise<OverlayLib
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    ...(init.networkKey === undefined ? {} : { connectionProtector: preSharedKey({ psk: init.networkKey }) }),
     connectionManager: {
       inboundConnectionThreshold: init.inboundConnectionThreshold
     },

@@ -31,6 +31,8 @@ export interface Libp2pOverlayInit {
   pubsub?: PubsubOptions
   /** Inbound connections accepted per remote host per second (libp2p default 5; raise for loopback demos). */
   inboundConnectionThreshold?: number
+  /** The private network's pre-shared key: without the same key no connection completes. */
+  networkKey?: Uint8Array
 }
 
 export interface Libp2pOverlay extends Overlay {
@@ -63,7 +65,8 @@ export async function createLibp2pOverlay(init: Libp2pOverlayInit): Promise<Libp
     listen: init.listen,
     bootstrap,
     pubsub: init.pubsub,
-    inboundConnectionThreshold: init.inboundConnectionThreshold
+    inboundConnectionThreshold: init.inboundConnectionThreshold,
+    ...(init.networkKey === undefined ? {} : { networkKey: init.networkKey })
   })
   const logger = (init.logger ?? silentLogger).child({ component: 'libp2p-overlay', networkId: init.networkId })
   return new Libp2pOverlayImpl(libp2p, init.networkId, bootstrap, rttIntervalMs, logger)

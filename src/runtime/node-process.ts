@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { loadNodeConfig, ConfigError, type NodeConfig } from './config.ts'
 import { loadOrCreateNodeKey } from './node-key.ts'
+import { NetworkKeyError, readNetworkKey } from './network-key.ts'
 import { createLibp2pOverlay } from './libp2p-overlay.ts'
 import { createRealClock } from './clock.ts'
 import { createRandom, randomSeed } from './random.ts'
@@ -33,6 +34,15 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     throw new ConfigError(configPath, 'dataDir', `cannot create ${dataDir}: ${(error as Error).message}`)
   }
   const privateKey = await loadOrCreateNodeKey(dataDir)
+  let networkKey: Uint8Array | undefined
+  if (config.networkKeyFile !== undefined) {
+    try { networkKey = await readNetworkKey(resolve(config.networkKeyFile)) } catch (error) {
+      if (error instanceof NetworkKeyError) throw new ConfigError(configPath, 'networkKeyFile', error.message)
+      throw error
+    }
+  } else {
+    logger.warn('no networkKeyFile: this node accepts connections from anyone who can reach it (see README, "Membership")')
+  }
   // GeoIP before any socket: a missing or corrupt database fails start-up with nothing to undo.
   const dnsConfig = config.dns
   const geoip = dnsConfig?.enabled === true ? await openDnsGeoIp(dnsConfig, configPath, logger.child({ component: 'dns' })) : undefined
@@ -44,7 +54,8 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     bootstrap: config.bootstrap,
     logger: logger.child({ component: 'overlay' }),
     // A local demo network opens many loopback connections from one address at once.
-    inboundConnectionThreshold: 100
+    inboundConnectionThreshold: 100,
+    ...(networkKey === undefined ? {} : { networkKey })
   })
   const clock = createRealClock()
   const metrics = createPromMetrics()

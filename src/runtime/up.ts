@@ -3,6 +3,7 @@
 // first so every node's peer id, and so every bootstrap address, is known before any process starts.
 // Every node runs its own GeoDNS server: node i on the DNS port + i (only one process can have
 // 5353), printed with a ready-to-paste dig line.
+import { readNetworkKey, writeNetworkKeyFile } from './network-key.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -31,6 +32,8 @@ export const DEMO_SITES: ReadonlyArray<{ name: string, location: NodeLocation }>
 ]
 
 export const MAX_UP_NODES = 64
+/** The demo network's pre-shared key, in the `up` data directory. */
+export const NETWORK_KEY_FILE = 'network.key'
 
 /** The GeoDNS demo service: `api` at one anycast address, served by every node of the default network. */
 export const DEMO_SERVICE = { name: 'api', prefix: '10.42.255.1/32' }
@@ -221,8 +224,20 @@ async function dnsPortFor (options: UpOptions, index: number, name: string): Pro
   throw new Error('no free port for a DNS server on 127.0.0.1 after 16 attempts')
 }
 
+/** The demo network's key, made once per data directory and shared by every node it starts. */
+async function demoNetworkKey (dataDir: string): Promise<string> {
+  const path = join(dataDir, NETWORK_KEY_FILE)
+  try { await readNetworkKey(path) } catch (error) {
+    if ((error as { cause?: NodeJS.ErrnoException }).cause?.code !== 'ENOENT') throw error
+    mkdirSync(dataDir, { recursive: true })
+    await writeNetworkKeyFile(path)
+  }
+  return path
+}
+
 async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
   const cluster = options.cluster ?? defaultCluster(options.nodes)
+  const networkKeyFile = await demoNetworkKey(options.dataDir)
   const prefixes = servicePrefixes(cluster)
   const planned: PlannedNode[] = []
   for (const [index, site] of cluster.entries()) {
@@ -255,6 +270,7 @@ async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
       statusApi: { host: '127.0.0.1', port: node.apiPort },
       location: node.location,
       logLevel: options.logLevel,
+      networkKeyFile,
       dns: {
         port: node.dnsPort,
         address: node.address,

@@ -33,6 +33,7 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['backoff order', { ...base, session: { backoff: { minMs: 500, maxMs: 100 } } }, /session\.backoff\.maxMs: must be at least minMs/],
   ['nested unknown key', { ...base, session: { holdTime: 3 } }, /session\.holdTime: unknown key/],
   ['log level', { ...base, logLevel: 'loud' }, /logLevel: must be one of debug, info, warn, error, silent/],
+  ['network key file type', { ...base, networkKeyFile: 5 }, /networkKeyFile: must be a string/],
   ['service prefix', { ...base, services: [{ name: 'api', prefix: '10.42.255.300/32', check: { kind: 'tcp', host: 'x', port: 1 } }] }, /services\[0\]\.prefix: not a valid IPv4 CIDR/],
   ['service check kind', { ...base, services: [{ name: 'api', prefix: '10.42.255.1/32', check: { kind: 'icmp' } }] }, /services\[0\]\.check\.kind: must be "tcp" or "http"/],
   ['duplicate service', { ...base, services: [1, 2].map(() => ({ name: 'api', prefix: '10.42.255.1/32', check: { kind: 'http', url: 'http://127.0.0.1/' } })) }, /services\[1\]\.name: duplicate service "api"/],
