@@ -14,6 +14,7 @@ import { KeyDirectory, createSimSigner } from '../src/runtime/signing.ts'
 import { createSimProber, type ServiceOracle } from '../src/runtime/probers.ts'
 import type { NodeLocation, ServiceConfig } from '../src/runtime/config.ts'
 import type { SimOverlay } from '../src/runtime/sim-overlay.ts'
+import { MemoryStore, type MemoryDisk } from '../src/runtime/memory-store.ts'
 
 export interface WorldOptions {
   seed: number
@@ -40,6 +41,8 @@ export interface WorldOptions {
   jitter?: { ms?: number, fraction?: number }
   /** NodeHostConfig.maxSessions; default DEFAULT_MAX_SESSIONS. */
   maxSessions?: number
+  /** Replicated state on every node (NodeHostConfig.state), each on an in-memory disk that survives its restarts. */
+  state?: { antiEntropyIntervalMs?: number }
 }
 
 export class SimWorld {
@@ -57,6 +60,8 @@ export class SimWorld {
   private readonly bootstrap = new Map<PeerId, PeerId[]>()
   /** Crashed hosts whose actors are still winding down (crashNode), by node. */
   private readonly windingDown = new Map<PeerId, { done: boolean }>()
+  /** Each node's simulated disk for its state store: kept across a crash and restart. */
+  readonly disks = new Map<PeerId, MemoryDisk>()
   /** Restarts so far per node: each life draws from its own random fork. */
   private readonly lives = new Map<PeerId, number>()
 
@@ -98,7 +103,8 @@ export class SimWorld {
       inspector: this.bus,
       signer,
       verifier: this.keys,
-      makeProber: (peers) => createSimProber(peers, this.clock, oracle)
+      makeProber: (peers) => createSimProber(peers, this.clock, oracle),
+      ...(options.state === undefined ? {} : { store: new MemoryStore(this.diskOf(id)) })
     }, {
       name: id,
       networkId: 'sim',
@@ -109,8 +115,15 @@ export class SimWorld {
       neighbours,
       services,
       ...(options.maxSessions === undefined ? {} : { maxSessions: options.maxSessions }),
+      ...(options.state === undefined ? {} : { state: options.state }),
       ...(location === undefined ? {} : { location })
     })
+  }
+
+  private diskOf (id: PeerId): MemoryDisk {
+    let disk = this.disks.get(id)
+    if (disk === undefined) this.disks.set(id, disk = new Map())
+    return disk
   }
 
   /** sha256 of the JSONL inspection trace so far. */

@@ -8,7 +8,8 @@ import { NotificationCode, SESSION_PROTOCOL, encode as encodeSessionFrame } from
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../protocols/heartbeat-codec.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisionTree } from './supervisor.ts'
 import { xstateInspector, type InspectionBus } from './inspection.ts'
-import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Unsubscribe, Counter, Verifier } from './ports.ts'
+import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Store, Unsubscribe, Counter, Verifier } from './ports.ts'
+import { StateReplicator } from './state-replicator.ts'
 import type { NodeLocation, ServiceConfig } from './config.ts'
 import { ControlPlane, defaultControlPlaneTiming } from './control-plane.ts'
 import { createPeerProbes, type PeerProbes } from './probers.ts'
@@ -25,6 +26,8 @@ export interface NodeComponents {
   verifier: Verifier
   /** Builds the prober from the node's peer probes (served on the overlay once it runs). */
   makeProber: (peers: PeerProbes) => Prober
+  /** Durable storage for the replicated state; with `config.state` and none given, in memory. */
+  store?: Store
 }
 
 export interface NodeHostConfig {
@@ -51,6 +54,8 @@ export interface NodeHostConfig {
   drainMs: number
   /** The IP address DNS answers give for this node, sent in heartbeats (GeoDNS). */
   address?: string
+  /** Replicated state (state-replicator.ts): off unless given. */
+  state?: { antiEntropyIntervalMs?: number }
 }
 
 export const DEFAULT_MAX_SESSIONS = 32
@@ -111,6 +116,8 @@ export class NodeHost {
   private readonly root: Supervisor
   private readonly sessionsSupervisor: Supervisor
   readonly controlPlane: ControlPlane
+  /** The replicated state, when config.state is set. */
+  readonly replicator: StateReplicator | undefined
   private peerProbes: PeerProbes | undefined
   private readonly members = new Map<PeerId, Member>()
   /** Sessions in `established`, kept by their actors' subscriptions: the control plane asks on every update. */
@@ -154,6 +161,16 @@ export class NodeHost {
       (peer, payload) => { this.sessionActor(peer)?.send({ type: 'session.send.update', payload }) },
       () => this.establishedPeers()
     )
+    this.replicator = config.state === undefined
+      ? undefined
+      : new StateReplicator(
+        { clock, random: random.fork('state'), overlay: components.overlay, signer: components.signer, verifier: components.verifier, logger: components.logger, metrics: components.metrics },
+        {
+          topic: topicName(config.networkId, 'state'),
+          ...(components.store === undefined ? {} : { store: components.store }),
+          ...(config.state.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.state.antiEntropyIntervalMs }),
+          peers: () => this.establishedPeers().map((peer) => peer.peerId)
+        })
     this.root = createSupervisor({
       ...defaults,
       id: 'root',
@@ -192,6 +209,8 @@ export class NodeHost {
     this.state = 'running'
     const { overlay, clock, logger } = this.components
     await overlay.start()
+    // State before anything announces: leases and membership are read from it.
+    await this.replicator?.start()
     this.startedAtMs = clock.now()
     this.peerProbes = createPeerProbes({ overlay, clock, random: this.components.random.fork('probes') })
     this.controlPlane.start()
@@ -233,6 +252,7 @@ export class NodeHost {
       this.peerProbes?.stop()
       for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe()
       this.components.overlay.unhandleStream(SESSION_PROTOCOL)
+      await this.replicator?.stop()
       await this.components.overlay.stop()
       this.components.logger.info('node stopped', { name: this.config.name })
     })()
@@ -336,7 +356,11 @@ export class NodeHost {
         actor.subscribe({
           next: (snapshot) => {
             const established = sessionStateName(snapshot.value) === 'established'
-            if (established && !wasEstablished) this.counters.sessionsEstablished.inc()
+            if (established && !wasEstablished) {
+              this.counters.sessionsEstablished.inc()
+              // Anti-entropy with a new neighbour at once (one side asks: the one that dials).
+              if (overlay.peerId < peer) void this.replicator?.syncWith(peer)
+            }
             if (established) this.establishedSessions.set(peer, actor)
             else forget()
             wasEstablished = established
