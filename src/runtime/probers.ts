@@ -7,6 +7,20 @@ import type { Clock, FrameStream, Overlay, PeerId, Prober, ProbeResult, ProbeTar
 
 /** Longest a helper will spend on someone else's ping-req, whatever it asks for. */
 const MAX_INDIRECT_TIMEOUT_MS = 10_000
+/** Dialling a peer and opening its probe stream; a failure to open fails the probe waiting on it. */
+const STREAM_OPEN_TIMEOUT_MS = 3_000
+/** Unanswered probes in a row after which a probe stream is presumed dead and reopened. */
+const STALE_AFTER_TIMEOUTS = 2
+
+/** `promise`, or a rejection as soon as `signal` aborts (the promise itself runs on). */
+async function withAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw new Error('aborted')
+  return await new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('aborted'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then((value) => { signal.removeEventListener('abort', onAbort); resolve(value) }, (error: unknown) => { signal.removeEventListener('abort', onAbort); reject(error as Error) })
+  })
+}
 
 export interface PeerProbes {
   probePeer(peer: PeerId, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult>
@@ -20,9 +34,66 @@ const failure = (error: string): ProbeResult => ({ ok: false, latencyMs: 0, erro
 export function createPeerProbes (components: { overlay: Overlay, clock: Clock, random: Random }): PeerProbes {
   const { overlay, clock, random } = components
 
-  /** One request, one answer on a fresh stream, bounded by timeoutMs on the given clock. */
+  // One probe stream per peer, kept open and shared by every probe to it (requests and answers
+  // matched by nonce), so a probe costs one round trip, as a SWIM ping over UDP does. Opening the
+  // stream (dial, protocol negotiation: a round trip or two more) is bounded separately and not
+  // charged to the probe's timeout; otherwise no origin more than timeout/2 away could ever answer
+  // in time. A stream that closes, or misses STALE_AFTER_TIMEOUTS answers in a row, is replaced.
+  interface ProbeChannel { stream: FrameStream, pending: Map<number, (reply: ProbeFrame) => void>, timeouts: number }
+  const channels = new Map<PeerId, ProbeChannel>()
+  const opening = new Map<PeerId, Promise<ProbeChannel>>()
+
+  const drop = (peer: PeerId, channel: ProbeChannel): void => {
+    if (channels.get(peer) === channel) channels.delete(peer)
+    channel.pending.clear()
+    channel.stream.close()
+  }
+
+  const channelTo = async (peer: PeerId, signal?: AbortSignal): Promise<ProbeChannel> => {
+    const open = channels.get(peer)
+    if (open !== undefined && !open.stream.closed) return open
+    let pending = opening.get(peer)
+    if (pending === undefined) {
+      const controller = new AbortController()
+      const timer = clock.setTimeout(() => controller.abort(), STREAM_OPEN_TIMEOUT_MS)
+      pending = overlay.dial(peer, { signal: controller.signal })
+        .then(async () => await overlay.openStream(peer, PROBE_PROTOCOL, { signal: controller.signal }))
+        .then((stream) => {
+          const channel: ProbeChannel = { stream, pending: new Map(), timeouts: 0 }
+          stream.onFrame((bytes) => {
+            let reply: ProbeFrame
+            try { reply = decodeProbeFrame(bytes) } catch { drop(peer, channel); return }
+            const resolve = channel.pending.get(reply.nonce)
+            if (resolve === undefined) return // a late answer to a probe that timed out
+            channel.pending.delete(reply.nonce)
+            channel.timeouts = 0
+            resolve(reply)
+          })
+          stream.onClose(() => drop(peer, channel))
+          channels.set(peer, channel)
+          return channel
+        })
+        .finally(() => { clock.clearTimeout(timer); opening.delete(peer) })
+      opening.set(peer, pending)
+    }
+    if (signal === undefined) return await pending
+    return await withAbort(pending, signal)
+  }
+
+  /** One request, one answer on the peer's probe stream; the answer bounded by timeoutMs on the given clock. */
   const exchange = async (peer: PeerId, request: ProbeFrame, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: ProbeFrame, elapsedMs: number } | { error: string }> => {
-    let stream: FrameStream | undefined
+    // The stream may take longer than one probe to open: this probe then fails, the opening goes
+    // on, and the next probe finds the stream ready.
+    let channel: ProbeChannel
+    const openTimer = new AbortController()
+    const openTimeout = clock.setTimeout(() => openTimer.abort(), timeoutMs)
+    try {
+      channel = await channelTo(peer, signal === undefined ? openTimer.signal : AbortSignal.any([signal, openTimer.signal]))
+    } catch (error) {
+      return { error: openTimer.signal.aborted && signal?.aborted !== true ? `timeout after ${timeoutMs} ms (opening the probe stream)` : (error as Error).message }
+    } finally {
+      clock.clearTimeout(openTimeout)
+    }
     return await new Promise((resolve) => {
       let settled = false
       const finish = (result: { reply: ProbeFrame, elapsedMs: number } | { error: string }): void => {
@@ -30,25 +101,18 @@ export function createPeerProbes (components: { overlay: Overlay, clock: Clock, 
         settled = true
         clock.clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        stream?.close()
+        channel.pending.delete(request.nonce)
         resolve(result)
       }
-      const timer = clock.setTimeout(() => finish({ error: `timeout after ${timeoutMs} ms` }), timeoutMs)
+      const sentAt = clock.now()
+      const timer = clock.setTimeout(() => {
+        if (++channel.timeouts >= STALE_AFTER_TIMEOUTS) drop(peer, channel)
+        finish({ error: `timeout after ${timeoutMs} ms` })
+      }, timeoutMs)
       const onAbort = (): void => finish({ error: 'aborted' })
       signal?.addEventListener('abort', onAbort, { once: true })
-      overlay.dial(peer, { signal }).then(async () => await overlay.openStream(peer, PROBE_PROTOCOL, { signal })).then((opened) => {
-        stream = opened
-        if (settled) { opened.close(); return }
-        const sentAt = clock.now()
-        opened.onFrame((bytes) => {
-          try {
-            const reply = decodeProbeFrame(bytes)
-            if (reply.nonce === request.nonce) finish({ reply, elapsedMs: clock.now() - sentAt })
-          } catch (error) { finish({ error: (error as Error).message }) }
-        })
-        opened.onClose((error) => finish({ error: `stream closed${error === undefined ? '' : `: ${error.message}`}` }))
-        opened.send(encodeProbeFrame(request))
-      }, (error: Error) => finish({ error: error.message }))
+      channel.pending.set(request.nonce, (reply) => finish({ reply, elapsedMs: clock.now() - sentAt }))
+      if (channel.stream.closed || !channel.stream.send(encodeProbeFrame(request))) finish({ error: 'stream closed' })
     })
   }
 
@@ -84,7 +148,14 @@ export function createPeerProbes (components: { overlay: Overlay, clock: Clock, 
     })
   })
 
-  return { probePeer, probeVia, stop: () => overlay.unhandleStream(PROBE_PROTOCOL) }
+  return {
+    probePeer,
+    probeVia,
+    stop: () => {
+      overlay.unhandleStream(PROBE_PROTOCOL)
+      for (const [peer, channel] of channels) drop(peer, channel)
+    }
+  }
 }
 
 async function probeTcp (host: string, port: number, timeoutMs: number, clock: Clock): Promise<ProbeResult> {
