@@ -18,6 +18,9 @@ import type { RouteEntry } from '../src/protocols/routes.ts'
 import { oneWayLatencyMs, type Coordinates, type LatencyModel } from './latency.ts'
 import { FAILURE_EVENTS, type FailureEventKind, type Scenario, type ScenarioService, type TimelineEvent } from './scenario.ts'
 import { Check, findRouteLoops, percentiles, tallyOptimality, type CheckResult, type Percentiles } from './checkers.ts'
+import { createJsonlFileSink, type InspectionSink } from '../src/runtime/inspection.ts'
+import { createFalseDeadSink, type FalseDeadSink } from './false-dead.ts'
+import { SeriesRecorder, sampleIntervalMs, type RunSeries } from './time-series.ts'
 
 export interface RunOptions {
   /** Progress lines: `seed N` first, a summary, and `reproduce: …` when a check fails. */
@@ -31,6 +34,15 @@ export interface RunOptions {
    * Production code is never touched; a test can, say, take a service down behind the runner's back.
    */
   inject?: (world: SimWorld, atMs: number) => void
+  /** Collect the time series and map frames the HTML report plots (RunResult.series). */
+  series?: boolean
+  /**
+   * Write the JSONL inspection trace here: exactly the lines RunResult.traceHash covers (up to the
+   * end of the run, before the world is stopped), so sha256 of the file equals traceHash.
+   */
+  tracePath?: string
+  /** Simulated progress, at every loop-check instant. */
+  progress?: (simMs: number, durationMs: number) => void
 }
 
 export interface ConvergenceEventResult {
@@ -57,7 +69,13 @@ export interface RunResult {
   checks: Record<CheckName, CheckResult>
   optimality: { share: number | null, pairs: number, instants: number[] }
   gossip: { messagesPerNodePerSec: number, bytesPerNodePerSec: number, windowSeconds: number, note: string }
+  /** Origin-probe verdicts `failed` for origins that were alive and reachable (simulations/false-dead.ts). */
+  falseDead: number
+  /** Peak resident set of the whole process, sampled at every loop-check instant of this run. */
+  memory: { peakRssMb: number }
   passed: boolean
+  /** Only with RunOptions.series; never part of --json. */
+  series?: RunSeries
 }
 
 export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget'] as const
@@ -79,7 +97,7 @@ function serviceCheck (node: string, service: ScenarioService): ServiceConfig['c
   return { kind: 'http', url: `http://${node}.sim/${service.name}/health` }
 }
 
-function createWorld (scenario: Scenario, seed: number): SimWorld {
+function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[]): SimWorld {
   const where = new Map<string, Coordinates>(scenario.nodes.map((node) => [node.id, node]))
   const model: LatencyModel = { inflation: scenario.world.inflation, linkBaseMs: scenario.world.linkBaseMs }
   const { protocol } = scenario
@@ -90,6 +108,7 @@ function createWorld (scenario: Scenario, seed: number): SimWorld {
   if (protocol.refreshIntervalMs !== undefined) timing.refreshIntervalMs = protocol.refreshIntervalMs
   return new SimWorld({
     seed,
+    sinks,
     nodes: scenario.nodes.length,
     ids: scenario.nodes.map((node) => node.id),
     degree: scenario.degree,
@@ -121,6 +140,8 @@ class Observer {
   private readonly bad = new Map<string, number>()
   readonly trackings: Tracking[] = []
   readonly failedOriginCheck = new Check()
+  /** Told of every counted route change (the report's route changes over time). */
+  onRouteChange: ((prefix: string) => void) | undefined
 
   constructor (readonly scenario: Scenario, private readonly world: SimWorld) {
     for (const service of scenario.services) this.chosen.set(service.prefix, new Map())
@@ -149,6 +170,7 @@ class Observer {
   private routeChanged (node: string, change: RouteChange): void {
     const service = this.scenario.services.find((candidate) => candidate.prefix === change.prefix)
     if (service === undefined) return
+    this.onRouteChange?.(service.prefix)
     const chosen = this.chosen.get(service.prefix)!
     const before = chosen.get(node)
     chosen.set(node, change.to)
@@ -302,14 +324,65 @@ async function applyEvent (world: SimWorld, observer: Observer, meters: Meters, 
   }
 }
 
-/** Advance to `untilMs`, stopping at every loop-check instant on the way. */
-async function advance (world: SimWorld, observer: Observer, meters: Meters, untilMs: number, checkEveryMs: number): Promise<void> {
+/** Advance to `untilMs`, stopping at every loop-check instant on the way (where `atCheck` runs too). */
+async function advance (world: SimWorld, observer: Observer, meters: Meters, untilMs: number, checkEveryMs: number, atCheck: (atMs: number) => void): Promise<void> {
   while (world.clock.now() < untilMs) {
     const nextCheck = (Math.floor(world.clock.now() / checkEveryMs) + 1) * checkEveryMs
     const stepTo = Math.min(untilMs, nextCheck)
     await world.run(stepTo - world.clock.now())
-    if (world.clock.now() === nextCheck) checkLoops(world, observer, meters)
+    if (world.clock.now() === nextCheck) {
+      checkLoops(world, observer, meters)
+      atCheck(nextCheck)
+    }
   }
+}
+
+/** What a run observes besides the checks: false dead verdicts, memory, the trace file, series. */
+interface Outputs {
+  falseDead: FalseDeadSink
+  peakRssBytes: number
+  /** Writes the trace file while open; closed when traceHash is taken. */
+  trace: { sink: InspectionSink, close: () => void } | undefined
+  series: SeriesRecorder | undefined
+}
+
+function createOutputs (scenario: Scenario, options: RunOptions, checkEveryMs: number, observed: () => { observer: Observer, world: SimWorld } | undefined): Outputs {
+  const falseDead = createFalseDeadSink({
+    isObserved: (node) => observed()?.observer.live.has(node) ?? false,
+    isAliveAndReachable: (node, origin) => {
+      const { observer, world } = observed()!
+      return observer.live.has(origin) && world.network.isReachable(node, origin) && world.network.isReachable(origin, node)
+    }
+  })
+  let trace: Outputs['trace']
+  if (options.tracePath !== undefined) {
+    const file = createJsonlFileSink(options.tracePath)
+    let open = true
+    trace = { sink: { write: (event) => { if (open) file.write(event) } }, close: () => { if (open) { open = false; file.close() } } }
+  }
+  const series = options.series === true
+    ? new SeriesRecorder({
+      intervalMs: sampleIntervalMs(scenario.durationMs, checkEveryMs),
+      nodes: scenario.nodes.map((node) => ({ id: node.id, lat: node.lat, lon: node.lon })),
+      origins: Object.fromEntries(scenario.services.map((service) => [service.prefix, [...service.origins]]))
+    })
+    : undefined
+  return { falseDead, peakRssBytes: process.memoryUsage.rss(), trace, series }
+}
+
+/** At a loop-check instant: memory, progress, and a time-series sample when one is due. */
+function observeInstant (world: SimWorld, observer: Observer, outputs: Outputs, options: RunOptions, atMs: number): void {
+  outputs.peakRssBytes = Math.max(outputs.peakRssBytes, process.memoryUsage.rss())
+  options.progress?.(atMs, observer.scenario.durationMs)
+  const { series } = outputs
+  if (series === undefined || atMs % series.intervalMs !== 0) return
+  series.sample(atMs, [...observer.live].map((id) => ({ id, life: world.hosts.get(id)!, stats: world.network.overlay(id)!.stats() })))
+}
+
+/** A map frame of every node's chosen origin now, before the events `events` (none: the end). */
+function mapFrame (observer: Observer, outputs: Outputs, atMs: number, events: TimelineEvent[]): void {
+  outputs.series?.frame(atMs, events.map((event) => `${event.event} ${event.node}${event.service === undefined ? '' : ` ${event.service}`}`),
+    (node) => observer.live.has(node), (prefix, node) => observer.chosen.get(prefix)?.get(node))
 }
 
 /** Run `scenario` once with `seed`. Never throws for a failed check: the result says so. */
@@ -319,35 +392,46 @@ export async function runScenario (scenario: Scenario, seed: number, options: Ru
   log(`seed ${seed}`)
   const wallStart = performance.now()
   const model: LatencyModel = { inflation: scenario.world.inflation, linkBaseMs: scenario.world.linkBaseMs }
-  const world = createWorld(scenario, seed)
-  const observer = new Observer(scenario, world)
-  const meters: Meters = { loops: new Check(), optimality: new Check(), optimalPairs: 0, pairs: 0, instants: [], restartedTraffic: zeroStats(), windowStart: undefined }
   const checkEveryMs = options.loopCheckIntervalMs ?? 500
-  const { steadyAfterMs } = scenario.expect
-  await world.start()
-  const instants = [...new Set(scenario.timeline.map((event) => event.at))]
-  let lastEventMs = 0
-  for (const atMs of [...instants, scenario.durationMs]) {
-    await advance(world, observer, meters, atMs, checkEveryMs)
-    // Traffic is measured from the end of warm-up: the first steady instant or the first event.
-    meters.windowStart ??= { atMs, totals: trafficTotals(world, meters) }
-    if (atMs - lastEventMs >= steadyAfterMs) sampleOptimality(world, observer, meters, model)
-    if (atMs === scenario.durationMs) break
-    for (const event of scenario.timeline.filter((candidate) => candidate.at === atMs)) {
-      log(`seed ${seed} t=${atMs / 1000} s: ${event.event} ${event.node}${event.service === undefined ? '' : ` ${event.service}`} (wall ${((performance.now() - wallStart) / 1000).toFixed(1)} s)`)
-      await applyEvent(world, observer, meters, event)
+  let observed: { observer: Observer, world: SimWorld } | undefined
+  const outputs = createOutputs(scenario, options, checkEveryMs, () => observed)
+  try {
+    const world = createWorld(scenario, seed, [outputs.falseDead, ...(outputs.trace === undefined ? [] : [outputs.trace.sink])])
+    const observer = new Observer(scenario, world)
+    observed = { observer, world }
+    observer.onRouteChange = (prefix) => outputs.series?.routeChanged(prefix)
+    const meters: Meters = { loops: new Check(), optimality: new Check(), optimalPairs: 0, pairs: 0, instants: [], restartedTraffic: zeroStats(), windowStart: undefined }
+    const { steadyAfterMs } = scenario.expect
+    await world.start()
+    const instants = [...new Set(scenario.timeline.map((event) => event.at))]
+    let lastEventMs = 0
+    for (const atMs of [...instants, scenario.durationMs]) {
+      await advance(world, observer, meters, atMs, checkEveryMs, (checkMs) => { observeInstant(world, observer, outputs, options, checkMs) })
+      // Traffic is measured from the end of warm-up: the first steady instant or the first event.
+      meters.windowStart ??= { atMs, totals: trafficTotals(world, meters) }
+      if (atMs - lastEventMs >= steadyAfterMs) sampleOptimality(world, observer, meters, model)
+      const events = scenario.timeline.filter((candidate) => candidate.at === atMs)
+      mapFrame(observer, outputs, atMs, atMs === scenario.durationMs ? [] : events)
+      if (atMs === scenario.durationMs) break
+      for (const event of events) {
+        log(`seed ${seed} t=${atMs / 1000} s: ${event.event} ${event.node}${event.service === undefined ? '' : ` ${event.service}`} (wall ${((performance.now() - wallStart) / 1000).toFixed(1)} s)`)
+        await applyEvent(world, observer, meters, event)
+      }
+      options.inject?.(world, atMs)
+      lastEventMs = atMs
     }
-    options.inject?.(world, atMs)
-    lastEventMs = atMs
+    checkLoops(world, observer, meters)
+    const result = summarise(scenario, seed, file, world, observer, meters, outputs, (performance.now() - wallStart) / 1000)
+    outputs.trace?.close()
+    await world.stop()
+    report(result, outputs.falseDead, log)
+    return result
+  } finally {
+    outputs.trace?.close()
   }
-  checkLoops(world, observer, meters)
-  const result = summarise(scenario, seed, file, world, observer, meters, (performance.now() - wallStart) / 1000)
-  await world.stop()
-  report(result, log)
-  return result
 }
 
-function summarise (scenario: Scenario, seed: number, file: string, world: SimWorld, observer: Observer, meters: Meters, wallSeconds: number): RunResult {
+function summarise (scenario: Scenario, seed: number, file: string, world: SimWorld, observer: Observer, meters: Meters, outputs: Outputs, wallSeconds: number): RunResult {
   const events: ConvergenceEventResult[] = observer.trackings.map((t) => ({
     at: t.event.at,
     event: t.event.event,
@@ -395,17 +479,21 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
       windowSeconds,
       note: 'all overlay traffic sent (gossip RPCs, session and probe stream frames) after warm-up, per node'
     },
-    passed: CHECK_NAMES.every((name) => checks[name].passed)
+    falseDead: outputs.falseDead.count,
+    memory: { peakRssMb: Math.round(outputs.peakRssBytes / 1024 / 1024 * 10) / 10 },
+    passed: CHECK_NAMES.every((name) => checks[name].passed),
+    ...(outputs.series === undefined ? {} : { series: outputs.series.result() })
   }
 }
 
 function formatMs (value: number | null): string { return value === null ? '∞' : `${value} ms` }
 
-function report (result: RunResult, log: (line: string) => void): void {
+function report (result: RunResult, falseDead: FalseDeadSink, log: (line: string) => void): void {
   const types = FAILURE_EVENTS.filter((kind) => result.convergence.byType[kind].samples > 0)
     .map((kind) => `${kind} p99 ${formatMs(result.convergence.byType[kind].p99Ms)}`).join(', ')
   const share = result.optimality.share === null ? 'n/a' : `${(result.optimality.share * 100).toFixed(2)} %`
   log(`seed ${result.seed}: convergence ${types || 'no failure events'}; optimality ${share}; ${result.gossip.bytesPerNodePerSec} B/node/s; wall ${result.wallSeconds} s for ${result.simSeconds} s simulated`)
+  if (result.falseDead > 0) log(`seed ${result.seed}: ${result.falseDead} false dead verdict(s) of ${falseDead.failedVerdicts} failed, e.g. ${falseDead.examples[0]}`)
   const failed = CHECK_NAMES.filter((name) => !result.checks[name].passed)
   if (failed.length === 0) return
   for (const name of failed) {
