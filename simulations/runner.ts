@@ -80,6 +80,16 @@ export interface RunResult {
 
 export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget'] as const
 export type CheckName = typeof CHECK_NAMES[number]
+/**
+ * Safety: something bad happened (a loop, traffic to a dead origin). Liveness: something good did
+ * not happen in time (convergence, optimality). `form-anycast sim` exits 1 and 3 for them.
+ */
+export const CHECK_KINDS: Record<CheckName, 'safety' | 'liveness'> = {
+  routeLoops: 'safety',
+  failedOriginAfterConvergence: 'safety',
+  steadyStateOptimality: 'liveness',
+  convergenceWithinTarget: 'liveness'
+}
 
 interface Tracking {
   event: TimelineEvent & { event: FailureEventKind }
@@ -509,6 +519,10 @@ export interface SeedsSummary {
   optimality: { share: number | null, min: number | null }
   gossip: { messagesPerNodePerSec: number, bytesPerNodePerSec: number }
   wallSecondsPerRun: { mean: number, max: number }
+  /** False dead verdicts over every run. */
+  falseDead: number
+  /** The largest peak RSS of any run. */
+  memory: { peakRssMb: number }
 }
 
 /** Pool the runs of several seeds: percentiles over every event of every run. */
@@ -525,6 +539,8 @@ export function summariseRuns (runs: readonly RunResult[]): SeedsSummary {
     failedSeeds: runs.filter((run) => !run.passed).map((run) => run.seed),
     optimality: { share: pairs === 0 ? null : Math.round(optimal / pairs * 100_000) / 100_000, min: shares.length === 0 ? null : Math.min(...shares) },
     gossip: { messagesPerNodePerSec: mean(runs.map((run) => run.gossip.messagesPerNodePerSec)), bytesPerNodePerSec: mean(runs.map((run) => run.gossip.bytesPerNodePerSec)) },
-    wallSecondsPerRun: { mean: mean(runs.map((run) => run.wallSeconds)), max: Math.max(0, ...runs.map((run) => run.wallSeconds)) }
+    wallSecondsPerRun: { mean: mean(runs.map((run) => run.wallSeconds)), max: Math.max(0, ...runs.map((run) => run.wallSeconds)) },
+    falseDead: runs.reduce((sum, run) => sum + run.falseDead, 0),
+    memory: { peakRssMb: Math.max(0, ...runs.map((run) => run.memory.peakRssMb)) }
   }
 }

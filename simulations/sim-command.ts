@@ -1,20 +1,43 @@
-// `form-anycast sim FILE [--seed N | --seeds K] [--json OUT] [--workers W]`: run a scenario on the
-// simulated overlay and judge it. Exit 0 when every check of every run passed, 1 when one failed,
-// 2 for bad input (flags, or a scenario file: ConfigError, reported by the CLI).
-import { writeFileSync } from 'node:fs'
+// `form-anycast sim FILE [--seed N | --seeds K] [--json OUT] [--report OUT.html] [--trace OUT.jsonl]
+// [--workers W]`: run a scenario on the simulated overlay and judge it. Prints the seed and every
+// option first (one line), a progress bar on stderr when it is a terminal, a summary table at the
+// end. Exit codes (SIM_EXIT): 0 every check of every run passed; 1 a safety check failed; 3 only
+// liveness checks failed; 4 a run crashed (an exception inside the simulation); 2 bad input (flags,
+// or a scenario file: ConfigError, reported by the CLI).
+import { existsSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { dirname, extname } from 'node:path'
 import { InvalidArgumentError, type Command } from 'commander'
-import { loadScenario } from './scenario.ts'
-import { runScenario, summariseRuns, type RunResult } from './runner.ts'
-import { runInWorkers } from './sim-workers.ts'
+import { ConfigError } from '../src/runtime/config.ts'
+import { loadScenario, type Scenario } from './scenario.ts'
+import { CHECK_KINDS, CHECK_NAMES, runScenario, summariseRuns, type RunOptions, type RunResult } from './runner.ts'
+import { runInWorkers, SimulationCrashError, type SeedRunOptions, type SimulationCrash } from './sim-workers.ts'
+import { createProgressBar, summaryTable, type ProgressStream } from './sim-console.ts'
+import { renderReport } from './report-html.ts'
+import { sampleIntervalMs } from './time-series.ts'
 
 export interface SimCommandIo {
   out: (line: string) => void
   err: (line: string) => void
+  /** Where the progress bar goes (stderr); it draws only when this is a TTY. */
+  progress?: ProgressStream
 }
+
+export const SIM_EXIT = { passed: 0, safety: 1, badInput: 2, liveness: 3, crash: 4 } as const
 
 const MAX_SEEDS = 1000
 const MAX_WORKERS = 16
+const LOOP_CHECK_INTERVAL_MS = 500
+
+const EXIT_HELP = `
+Exit codes:
+  0  every check of every run passed
+  1  a safety check failed (${CHECK_NAMES.filter((name) => CHECK_KINDS[name] === 'safety').join(', ')})
+  2  bad input: a flag or the scenario file (the message names the field)
+  3  a liveness check failed (${CHECK_NAMES.filter((name) => CHECK_KINDS[name] === 'liveness').join(', ')}) and no safety check did
+  4  a run crashed: an exception inside the simulation (wins over 1 and 3)
+
+--trace with several seeds writes one file per seed: out.jsonl becomes out.seed-<N>.jsonl.`
 
 function integerOption (name: string, min: number, max: number) {
   return (value: string): number => {
@@ -24,7 +47,10 @@ function integerOption (name: string, min: number, max: number) {
   }
 }
 
-interface SimOptions { seed?: number, seeds?: number, json?: string, workers?: number }
+export interface SimOptions { seed?: number, seeds?: number, json?: string, report?: string, trace?: string, workers?: number }
+
+/** Test hooks that only an in-thread run (--workers 0) can take. */
+export interface SimHooks { inject?: RunOptions['inject'] }
 
 export function registerSimCommand (program: Command, io: SimCommandIo, setExitCode: (code: number) => void): void {
   program.command('sim')
@@ -33,53 +59,168 @@ export function registerSimCommand (program: Command, io: SimCommandIo, setExitC
     .option('--seed <n>', 'run this seed (with --seeds: the first seed)', integerOption('--seed', 0, 2 ** 31))
     .option('--seeds <k>', `run k seeds (1..k, or from --seed) and aggregate (1-${MAX_SEEDS})`, integerOption('--seeds', 1, MAX_SEEDS))
     .option('--json <out>', 'write the result JSON to this file')
+    .option('--report <out.html>', 'write a self-contained HTML report with plots (convergence CDF, traffic, route changes, world maps)')
+    .option('--trace <out.jsonl>', 'write the JSONL inspection trace (sha256 = traceHash); one file per seed with --seeds')
     .option('--workers <w>', `runs in parallel worker threads (default: one per CPU core, at most the number of seeds; 0 runs in this thread)`, integerOption('--workers', 0, MAX_WORKERS))
+    .addHelpText('after', EXIT_HELP)
     .action(async (file: string, options: SimOptions) => {
       setExitCode(await runSimCommand(file, options, io))
     })
 }
 
-async function runSimCommand (file: string, options: SimOptions, io: SimCommandIo): Promise<number> {
+/** The exit code of a batch: a crash, then a safety failure, then a liveness failure. */
+export function simExitCode (runs: readonly RunResult[], crashes: number): number {
+  if (crashes > 0) return SIM_EXIT.crash
+  const failed = runs.flatMap((run) => CHECK_NAMES.filter((name) => !run.checks[name].passed))
+  if (failed.some((name) => CHECK_KINDS[name] === 'safety')) return SIM_EXIT.safety
+  if (failed.length > 0) return SIM_EXIT.liveness
+  return SIM_EXIT.passed
+}
+
+/** The trace file of one seed: the path as given for a single run, `<name>.seed-<N><ext>` for several. */
+export function traceFileFor (path: string, seed: number, several: boolean): string {
+  if (!several) return path
+  const extension = extname(path)
+  return `${path.slice(0, path.length - extension.length)}.seed-${seed}${extension}`
+}
+
+/** An output file must go into an existing directory and must not be a directory. */
+function checkOutputPath (flag: string, path: string | undefined): void {
+  if (path === undefined) return
+  if (!existsSync(dirname(path)) || !statSync(dirname(path)).isDirectory()) throw new ConfigError('form-anycast sim', flag, `${path}: directory ${dirname(path)} does not exist`)
+  if (existsSync(path) && statSync(path).isDirectory()) throw new ConfigError('form-anycast sim', flag, `${path} is a directory`)
+}
+
+/** The first line of a run: the seed, then every option with its effective value. */
+export function optionsLine (file: string, scenario: Scenario, seeds: readonly number[], workers: number, options: SimOptions): string {
+  const first = seeds[0]!
+  const last = seeds[seeds.length - 1]!
+  const trace = options.trace === undefined ? 'none' : seeds.length > 1 ? traceFileFor(options.trace, first, true).replace(`seed-${first}`, 'seed-<N>') : options.trace
+  return `seed ${first}; seeds ${first === last ? `${first}` : `${first}..${last}`} (${seeds.length} run${seeds.length === 1 ? '' : 's'}); workers ${workers}; ` +
+    `json ${options.json ?? 'none'}; report ${options.report ?? 'none'}; trace ${trace}; ` +
+    `scenario ${scenario.name} (${file}): ${scenario.nodes.length} nodes, ${scenario.services.length} services, ${scenario.timeline.length} events, ${scenario.durationMs / 1000} s simulated, ` +
+    `loop check every ${LOOP_CHECK_INTERVAL_MS} ms, samples every ${sampleIntervalMs(scenario.durationMs, LOOP_CHECK_INTERVAL_MS)} ms`
+}
+
+export async function runSimCommand (file: string, options: SimOptions, io: SimCommandIo, hooks: SimHooks = {}): Promise<number> {
   const scenario = loadScenario(file)
+  checkOutputPath('--json', options.json)
+  checkOutputPath('--report', options.report)
+  checkOutputPath('--trace', options.trace)
   const first = options.seed ?? 1
   const seeds = Array.from({ length: options.seeds ?? 1 }, (_, index) => first + index)
-  const workers = Math.min(options.workers ?? availableParallelism(), seeds.length)
-  io.out(`scenario ${scenario.name}: ${scenario.nodes.length} nodes, ${scenario.services.length} services, ${scenario.timeline.length} events, ${scenario.durationMs / 1000} s simulated; seeds ${seeds.join(', ')}`)
+  const workers = hooks.inject !== undefined ? 0 : Math.min(options.workers ?? availableParallelism(), seeds.length)
+  io.out(optionsLine(file, scenario, seeds, workers, options))
+  const bar = createProgressBar(io.progress, { seeds, durationMs: scenario.durationMs })
+  const out = (line: string): void => { bar.clear(); io.out(line) }
   const finished: RunResult[] = []
+  const crashes: SimulationCrash[] = []
+  const writeBatchJson = (): void => {
+    if (options.json !== undefined && options.seeds !== undefined) {
+      writeJson(options.json, { runs: finished.map(withoutSeries), summary: summariseRuns(finished), complete: finished.length === seeds.length, crashes })
+    }
+  }
   // Rewritten after every run, so a long batch that is interrupted keeps what it measured.
   const onResult = (run: RunResult): void => {
     finished.push(run)
     finished.sort((a, b) => a.seed - b.seed)
-    if (options.json !== undefined && options.seeds !== undefined) writeJson(options.json, { runs: finished, summary: summariseRuns(finished), complete: finished.length === seeds.length })
+    writeBatchJson()
   }
-  const runs: RunResult[] = workers === 0
-    ? await runHere(scenario, seeds, file, io, onResult)
-    : await runInWorkers(file, seeds, workers, io.out, onResult)
-  if (options.seeds !== undefined) printSummary(summariseRuns(runs), io)
-  if (options.json !== undefined && options.seeds === undefined) writeJson(options.json, runs[0])
-  return runs.every((run) => run.passed) ? 0 : 1
+  const seedOptions: SeedRunOptions = {
+    series: options.report !== undefined,
+    progress: (seed, simMs) => { bar.update(seed, simMs) },
+    ...(options.trace === undefined ? {} : { tracePath: (seed: number) => traceFileFor(options.trace!, seed, seeds.length > 1) })
+  }
+  try {
+    if (workers === 0) await runHere(scenario, seeds, file, out, onResult, seedOptions, hooks)
+    else await runInWorkers(file, seeds, workers, out, onResult, seedOptions)
+  } catch (error) {
+    if (!(error instanceof SimulationCrashError)) throw error
+    crashes.push(...error.crashes)
+  } finally {
+    bar.finish()
+  }
+  return finish({ file, scenario, seeds, workers, options, finished, crashes, io, writeBatchJson })
+}
+
+interface Finished {
+  file: string
+  scenario: Scenario
+  seeds: number[]
+  workers: number
+  options: SimOptions
+  finished: RunResult[]
+  crashes: SimulationCrash[]
+  io: SimCommandIo
+  writeBatchJson: () => void
+}
+
+/** Crash reports, the summary table, the JSON and the report; returns the exit code. */
+function finish (done: Finished): number {
+  const { io, options, finished, crashes } = done
+  for (const crash of crashes) {
+    io.err(`seed ${crash.seed}: the simulation crashed: ${crash.message}`)
+    io.out(`seed ${crash.seed} CRASHED: ${crash.message.split('\n')[0]}`)
+  }
+  for (const line of summaryTable(finished, crashes)) io.out(line)
+  if (options.seeds !== undefined) printSummary(summariseRuns(finished), crashes, io)
+  // Last, where a reader looks first: how to replay each seed that failed or crashed.
+  const failedSeeds = [...finished.filter((run) => !run.passed).map((run) => run.seed), ...crashes.map((crash) => crash.seed)].sort((a, b) => a - b)
+  for (const seed of failedSeeds) io.out(`reproduce: form-anycast sim ${done.file} --seed ${seed}`)
+  if (options.json !== undefined && options.seeds === undefined && finished[0] !== undefined) writeJson(options.json, withoutSeries(finished[0]))
+  if (options.seeds !== undefined) done.writeBatchJson()
+  if (options.report !== undefined) {
+    writeFileSync(options.report, renderReport({
+      scenario: { name: done.scenario.name, file: done.file, nodes: done.scenario.nodes.length, durationMs: done.scenario.durationMs, ...(done.scenario.description === undefined ? {} : { description: done.scenario.description }) },
+      runs: finished,
+      crashes: crashes.map((crash) => ({ seed: crash.seed, message: crash.message.split('\n')[0] ?? '' })),
+      options: optionsLine(done.file, done.scenario, done.seeds, done.workers, options)
+    }))
+    io.out(`report: ${options.report}`)
+  }
+  return simExitCode(finished, crashes.length)
+}
+
+function withoutSeries (run: RunResult): Omit<RunResult, 'series'> {
+  const { series: _series, ...rest } = run
+  return rest
 }
 
 function writeJson (path: string, value: unknown): void {
   writeFileSync(path, JSON.stringify(value, null, 2) + '\n')
 }
 
-async function runHere (scenario: ReturnType<typeof loadScenario>, seeds: number[], file: string, io: SimCommandIo, onResult: (run: RunResult) => void): Promise<RunResult[]> {
-  const runs: RunResult[] = []
+/** Every seed in this thread; a run that throws is a crash and the next seed still runs. */
+async function runHere (scenario: Scenario, seeds: number[], file: string, out: (line: string) => void, onResult: (run: RunResult) => void, options: SeedRunOptions, hooks: SimHooks): Promise<void> {
+  const crashes: SimulationCrash[] = []
+  const results: RunResult[] = []
   for (const seed of seeds) {
-    const run = await runScenario(scenario, seed, { log: io.out, file })
-    runs.push(run)
-    onResult(run)
+    const tracePath = options.tracePath?.(seed)
+    try {
+      const run = await runScenario(scenario, seed, {
+        log: out,
+        file,
+        series: options.series === true,
+        progress: (simMs, durationMs) => options.progress?.(seed, simMs, durationMs),
+        ...(tracePath === undefined ? {} : { tracePath }),
+        ...(hooks.inject === undefined ? {} : { inject: hooks.inject })
+      })
+      results.push(run)
+      onResult(run)
+    } catch (error) {
+      crashes.push({ seed, message: (error as Error).stack ?? String(error) })
+    }
   }
-  return runs
+  if (crashes.length > 0) throw new SimulationCrashError(crashes, results)
 }
 
-function printSummary (summary: ReturnType<typeof summariseRuns>, io: SimCommandIo): void {
+function printSummary (summary: ReturnType<typeof summariseRuns>, crashes: readonly SimulationCrash[], io: SimCommandIo): void {
   const ms = (value: number | null): string => value === null ? '∞' : `${value}`
   for (const [kind, stats] of Object.entries(summary.convergence.byType)) {
     if (stats.samples > 0) io.out(`${kind}: ${stats.samples} samples, p50 ${ms(stats.p50Ms)} ms, p99 ${ms(stats.p99Ms)} ms, max ${ms(stats.maxMs)} ms`)
   }
   io.out(`optimality ${summary.optimality.share === null ? 'n/a' : `${(summary.optimality.share * 100).toFixed(2)} % (worst run ${((summary.optimality.min ?? 0) * 100).toFixed(2)} %)`}; ` +
-    `traffic ${summary.gossip.bytesPerNodePerSec} B/node/s, ${summary.gossip.messagesPerNodePerSec} messages/node/s; wall ${summary.wallSecondsPerRun.mean} s per run`)
+    `traffic ${summary.gossip.bytesPerNodePerSec} B/node/s, ${summary.gossip.messagesPerNodePerSec} messages/node/s; false dead ${summary.falseDead}; peak RSS ${summary.memory.peakRssMb} MB; wall ${summary.wallSecondsPerRun.mean} s per run`)
+  if (crashes.length > 0) io.out(`CRASHED for seeds ${crashes.map((crash) => crash.seed).join(', ')}`)
   io.out(summary.checksPassed ? 'all checks passed' : `checks FAILED for seeds ${summary.failedSeeds.join(', ')}`)
 }

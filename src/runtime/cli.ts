@@ -33,11 +33,14 @@ function logLevelOption (value: string): string {
 export interface CliIo {
   out: (line: string) => void
   err: (line: string) => void
+  /** Progress bars (sim) draw here, and only when it is a TTY. */
+  progress?: { isTTY?: boolean, columns?: number, write: (text: string) => unknown }
 }
 
 const defaultIo: CliIo = {
   out: (line) => { process.stdout.write(line + '\n') },
-  err: (line) => { process.stderr.write(line + '\n') }
+  err: (line) => { process.stderr.write(line + '\n') },
+  progress: process.stderr
 }
 
 export async function main (argv: string[], io: CliIo = defaultIo): Promise<number> {
