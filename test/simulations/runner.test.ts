@@ -86,7 +86,7 @@ test('runner: the same seed gives the same trace hash and figures, in this threa
   }
 })
 
-test('runner: a broken expectation fails its check, exits 1 and prints the seed first and a reproduce line, seed 3', async () => {
+test('runner: a broken expectation fails its check, exits 3 (liveness) and prints the seed first and a reproduce line, seed 3', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'form-anycast-runner-'))
   try {
     const file = join(dir, 'impossible.json')
@@ -94,7 +94,7 @@ test('runner: a broken expectation fails its check, exits 1 and prints the seed 
     writeFileSync(file, JSON.stringify({ ...miniValue, name: 'impossible', expect: { ...miniValue.expect, convergenceP99Ms: { serviceDown: 1 } } }))
     const lines: string[] = []
     const code = await main(['node', 'form-anycast', 'sim', file, '--seed', '3', '--workers', '0', '--json', out], { out: (line) => lines.push(line), err: (line) => lines.push(line) })
-    assert.is(code, 1)
+    assert.is(code, 3)
     assert.is(lines[1], 'seed 3', lines.join('\n'))
     assert.ok(lines.some((line) => /^check convergenceWithinTarget FAILED: 1 violation\(s\), e\.g\. serviceDown of fra-0 at t=3000 .* > 1 ms$/.test(line)), lines.join('\n'))
     assert.is(lines[lines.length - 1], `reproduce: form-anycast sim ${file} --seed 3`)
