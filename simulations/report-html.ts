@@ -7,6 +7,9 @@
 import type { RunResult } from './runner.ts'
 import { NODE_DOWN, NO_ROUTE, type MapFrame, type RunSeries } from './time-series.ts'
 
+/** Runs whose time series are drawn (the CDF and the table cover every run). */
+export const MAX_PLOTTED_RUNS = 10
+
 export interface ReportInput {
   scenario: { name: string, file: string, description?: string, nodes: number, durationMs: number }
   /** Runs in seed order; the first one's series draws the maps. */
@@ -136,10 +139,10 @@ export function lineChart (id: string, series: readonly LineSeries[], yLabel: st
     axes(CHART, xMax, yMax, 'simulated time (s)', yLabel) + paths.join('') + '</svg>' + legend(series)
 }
 
-/** Per-node traffic over time: each run's mean, and the first run's p99 and max. */
+/** Per-node traffic over time: each plotted run's mean, and the first run's p99 and max. */
 export function trafficSeries (runs: readonly RunResult[], pick: (series: RunSeries) => RunSeries['messagesPerNodePerSec']): LineSeries[] {
   const lines: LineSeries[] = []
-  runs.forEach((run, index) => {
+  runs.slice(0, MAX_PLOTTED_RUNS).forEach((run, index) => {
     if (run.series === undefined) return
     const spread = pick(run.series)
     const at = run.series.atMs
@@ -154,7 +157,7 @@ export function trafficSeries (runs: readonly RunResult[], pick: (series: RunSer
 }
 
 export function routeChangeSeries (runs: readonly RunResult[]): LineSeries[] {
-  return runs.flatMap((run, index) => run.series === undefined
+  return runs.slice(0, MAX_PLOTTED_RUNS).flatMap((run, index) => run.series === undefined
     ? []
     : [{ name: `seed ${run.seed}`, colour: colourAt(index), points: run.series.atMs.map((ms, sample): [number, number] => [ms, run.series!.routeChanges.total[sample]!]) }])
 }
@@ -326,6 +329,7 @@ export function renderReport (input: ReportInput): string {
     `<p><code>${escapeHtml(input.options)}</code></p>` +
     `<h2>Runs</h2>${runsTable(runs, input.crashes)}` +
     `<h2>Convergence CDF per event type (all runs)</h2>${cdfChart(byType)}` +
+    (runs.length > MAX_PLOTTED_RUNS ? `<p class="note">Time series of the first ${MAX_PLOTTED_RUNS} runs of ${runs.length}.</p>` : '') +
     `<h2>Messages sent per node per second</h2>${lineChart('messages', trafficSeries(runs, (series) => series.messagesPerNodePerSec), 'messages / node / s')}` +
     `<h2>Bytes sent per node per second</h2>${lineChart('bytes', trafficSeries(runs, (series) => series.bytesPerNodePerSec), 'bytes / node / s')}` +
     `<h2>Route changes (all nodes, per ${num((first?.series?.intervalMs ?? 0) / 1000)} s)</h2>${lineChart('route-changes', routeChangeSeries(runs), 'route changes')}` +

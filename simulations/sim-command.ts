@@ -13,7 +13,7 @@ import { loadScenario, type Scenario } from './scenario.ts'
 import { CHECK_KINDS, CHECK_NAMES, runScenario, summariseRuns, type RunOptions, type RunResult } from './runner.ts'
 import { runInWorkers, SimulationCrashError, type SeedRunOptions, type SimulationCrash } from './sim-workers.ts'
 import { createProgressBar, summaryTable, type ProgressStream } from './sim-console.ts'
-import { renderReport } from './report-html.ts'
+import { MAX_PLOTTED_RUNS, renderReport } from './report-html.ts'
 import { sampleIntervalMs } from './time-series.ts'
 
 export interface SimCommandIo {
@@ -122,7 +122,7 @@ export async function runSimCommand (file: string, options: SimOptions, io: SimC
   }
   // Rewritten after every run, so a long batch that is interrupted keeps what it measured.
   const onResult = (run: RunResult): void => {
-    finished.push(run)
+    finished.push(keptForReport(run, seeds))
     finished.sort((a, b) => a.seed - b.seed)
     writeBatchJson()
   }
@@ -179,6 +179,16 @@ function finish (done: Finished): number {
     io.out(`report: ${options.report}`)
   }
   return simExitCode(finished, crashes.length)
+}
+
+/**
+ * What a batch keeps of a run's series, so a long batch's memory stays bounded: the maps of the
+ * first seed only, the time series of the first MAX_PLOTTED_RUNS seeds (what the report draws).
+ */
+function keptForReport (run: RunResult, seeds: readonly number[]): RunResult {
+  if (run.series === undefined) return run
+  if (seeds.indexOf(run.seed) >= MAX_PLOTTED_RUNS) return withoutSeries(run)
+  return run.seed === seeds[0] ? run : { ...run, series: { ...run.series, frames: [] } }
 }
 
 function withoutSeries (run: RunResult): Omit<RunResult, 'series'> {

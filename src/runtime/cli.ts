@@ -1,5 +1,5 @@
 // The form-anycast command line. Bad input (flags, config files) exits with code 2 and one line
-// that names what was wrong; a runtime failure exits with 1.
+// that names what was wrong; a runtime failure exits with 1 (`sim` adds 3 and 4: simulations/sim-command.ts).
 import { existsSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError } from './config.ts'

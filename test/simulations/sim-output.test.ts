@@ -180,6 +180,22 @@ test('sim output: an exception inside the simulation is a crash: exit 4, the oth
   })
 })
 
+test('sim output: --help documents the exit codes', async () => {
+  const { lines, io } = collect()
+  const code = await main(['node', 'form-anycast', 'sim', '--help'], io)
+  assert.is(code, 0)
+  const help = lines.join('\n')
+  for (const line of [
+    '  0  every check of every run passed',
+    '  1  a safety check failed (routeLoops, failedOriginAfterConvergence)',
+    '  2  bad input: a flag or the scenario file (the message names the field)',
+    '  3  a liveness check failed (steadyStateOptimality, convergenceWithinTarget) and no safety check did',
+    '  4  a run crashed: an exception inside the simulation (wins over 1 and 3)'
+  ]) assert.ok(help.includes(line), `${line}\n${help}`)
+  assert.match(help, /--report <out\.html>/)
+  assert.match(help, /--trace <out\.jsonl>/)
+})
+
 test('sim output: a bad output path is bad input (exit 2) naming the flag', async () => {
   await withDir(async (dir, file) => {
     const { errors, io } = collect()
