@@ -43,6 +43,20 @@ export interface WorldOptions {
   maxSessions?: number
   /** Replicated state on every node (NodeHostConfig.state), each on an in-memory disk that survives its restarts. */
   state?: { antiEntropyIntervalMs?: number }
+  /** Nodes behind NAT (SimNetwork.setNat): they dial out but cannot be dialled. None by default. */
+  nat?: (index: number, id: PeerId) => boolean
+  /** Extra jitter spread of one link (SimNetworkOptions.linkJitterMs); none by default. */
+  linkJitterMs?: (a: PeerId, b: PeerId) => number
+}
+
+export interface RestartOptions {
+  /**
+   * 'kept' (default): the machine's disk survives, so the node comes back with the same key and
+   * (with options.state) reloads its replicated state from its memory disk.
+   * 'wiped': a new disk, so a new key (a new identity under the same name), an empty memory disk
+   * and, as always, a new incarnation.
+   */
+  state?: 'kept' | 'wiped'
 }
 
 export class SimWorld {
@@ -72,14 +86,16 @@ export class SimWorld {
       random: random.fork('network'),
       latencyMs: options.latency ?? (() => options.latencyMs ?? 20),
       lossRate: options.lossRate ?? 0,
-      ...(options.jitter === undefined ? {} : { jitter: options.jitter })
+      ...(options.jitter === undefined ? {} : { jitter: options.jitter }),
+      ...(options.linkJitterMs === undefined ? {} : { linkJitterMs: options.linkJitterMs })
     })
     this.bus.addSink(this.hash)
     for (const sink of options.sinks ?? []) this.bus.addSink(sink)
     if (options.ids !== undefined && options.ids.length !== options.nodes) throw new RangeError(`SimWorld: ids has ${options.ids.length} entries, nodes is ${options.nodes}`)
     const ids = this.ids = options.ids ?? Array.from({ length: options.nodes }, (_, index) => `n${String(index).padStart(5, '0')}`)
-    for (const id of ids) {
+    for (const [index, id] of ids.entries()) {
       const overlay = this.network.createOverlay(id)
+      if (options.nat?.(index, id) === true) this.network.setNat(id, true)
       this.hosts.set(id, this.createHost(id, overlay, random.fork(`node:${id}`), createSimSigner(id, random.fork(`key:${id}`), this.keys), []))
     }
   }
@@ -90,12 +106,14 @@ export class SimWorld {
     const services = options.services?.(index, id) ?? []
     const location = options.location?.(index, id)
     // A simulated service check answers from the world: up unless the scenario took it down.
+    // The node's own clock: the shared virtual time, shifted by a clock skew, held by a CPU stall.
+    const clock = this.network.nodeClock(id)
     const oracle: ServiceOracle = (target) => {
       const service = services.find((candidate) => JSON.stringify(candidate.check) === JSON.stringify(target))
       return { up: service !== undefined && !this.downServices.has(`${id}/${service.name}`), latencyMs: 1 }
     }
     return new NodeHost({
-      clock: this.clock,
+      clock,
       random,
       overlay,
       logger: createMemoryLogger({ limit: 100, bindings: { node: id } }),
@@ -103,7 +121,7 @@ export class SimWorld {
       inspector: this.bus,
       signer,
       verifier: this.keys,
-      makeProber: (peers) => createSimProber(peers, this.clock, oracle),
+      makeProber: (peers) => createSimProber(peers, clock, oracle),
       ...(options.state === undefined ? {} : { store: new MemoryStore(this.diskOf(id)) })
     }, {
       name: id,
@@ -171,11 +189,11 @@ export class SimWorld {
   isCrashed (id: PeerId): boolean { return this.network.isCrashed(id) }
 
   /**
-   * A node crashed by crashNode boots again: a fresh NodeHost (same id and key, new state) on the
-   * restarted overlay, dialling the neighbours it had when the world started, as a real node dials
-   * its bootstrap peers.
+   * A node crashed by crashNode boots again: a fresh NodeHost (same id, new state; same key unless
+   * the state is wiped) on the restarted overlay, dialling the neighbours it had when the world
+   * started, as a real node dials its bootstrap peers.
    */
-  async restartNode (id: PeerId): Promise<NodeHost> {
+  async restartNode (id: PeerId, options: RestartOptions = {}): Promise<NodeHost> {
     const old = this.requireHost(id)
     const windingDown = this.windingDown.get(id)
     if (windingDown === undefined) throw new Error(`restartNode: ${id} was not crashed with crashNode`)
@@ -184,7 +202,10 @@ export class SimWorld {
     const life = (this.lives.get(id) ?? 0) + 1
     this.lives.set(id, life)
     const overlay = this.network.restart(id)
-    const host = this.createHost(id, overlay, this.random.fork(`node:${id}:life:${life}`), old.components.signer, this.bootstrap.get(id) ?? [])
+    const wiped = options.state === 'wiped'
+    if (wiped) this.disks.delete(id)
+    const signer = wiped ? createSimSigner(id, this.random.fork(`key:${id}:life:${life}`), this.keys) : old.components.signer
+    const host = this.createHost(id, overlay, this.random.fork(`node:${id}:life:${life}`), signer, this.bootstrap.get(id) ?? [])
     this.hosts.set(id, host)
     await host.start()
     return host

@@ -13,6 +13,15 @@
 //   closed on every live side that still holds it, with an error, and peer.disconnected fires.
 // - crash(id): the node stops at once; peers notice only through that timeout. stop(): graceful;
 //   peers get their streams closed and peer.disconnected one latency later.
+// - NAT (setNat): a node behind NAT dials out but cannot be dialled; a dial to it gets no answer
+//   (connectTimeoutMs). Connections it made carry traffic both ways, as a NAT mapping does. No hole
+//   punching: two NATed nodes never connect directly, and reach each other only through relays.
+// - Link faults (addLinkFault): extra delay, extra jitter, loss and reordering on the links from one
+//   node set to another, for a while. Loss drops lossy gossip RPCs only (streams are reliable, as
+//   TCP is); reordering delays some gossip RPCs past later ones (stream frames stay FIFO).
+// - Each node processes through its own NodeClock (sim-node-clock.ts): deliveries to it are
+//   scheduled there, so a CPU stall puts them off and a clock skew shifts only what it reads as now.
+//   Connection events (peer.connected, a reaped connection) are not put off by a stall.
 // Stream opening and SimStream (one end of a stream) live in sim-stream.ts.
 import { ConnectionLostError } from './overlay-errors.ts'
 import type { Clock, FrameStream, OverlayStats, PeerId, Random, TimerHandle } from './ports.ts'
@@ -20,6 +29,7 @@ import {
   AbortError, DialError, type GossipOptions, type GossipRpc, SimOverlay, overlayNotRunning, resolveGossipOptions
 } from './sim-overlay.ts'
 import { openSimStream, type SimStream } from './sim-stream.ts'
+import { NodeClock } from './sim-node-clock.ts'
 
 export interface SimNetworkOptions {
   /** Usually a VirtualClock; the network only schedules through the Clock port. */
@@ -29,6 +39,8 @@ export interface SimNetworkOptions {
   latencyMs?: (from: PeerId, to: PeerId) => number
   /** Extra delay per message, uniform in [0, ms + fraction × latency). Default none. */
   jitter?: { ms?: number, fraction?: number }
+  /** Extra jitter of one link, added to `jitter`'s spread; a pure function of the pair. Default none. */
+  linkJitterMs?: (from: PeerId, to: PeerId) => number
   /** Default probability that a lossy RPC is dropped on a link. Default 0. */
   lossRate?: number
   /** A dial to an unreachable peer fails after this. Default 2,000 ms. */
@@ -81,9 +93,11 @@ export class SimNode {
   readonly connections = new Map<PeerId, SimConnection>()
   readonly pendingDials = new Map<PeerId, Promise<void>>()
   readonly stats: OverlayStats = { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 }
+  /** Behind NAT: can dial out, cannot be dialled. */
+  natted = false
   hooks!: SimNodeHooks
 
-  constructor (readonly id: PeerId, readonly random: Random) {}
+  constructor (readonly id: PeerId, readonly random: Random, readonly clock: NodeClock) {}
 
   countSent (bytes: number): void {
     this.stats.messagesSent++
@@ -106,7 +120,11 @@ export class SimConnection {
   lastDelayAB: number
   lastDelayBA: number
 
-  constructor (readonly id: number, readonly a: SimNode, readonly b: SimNode, readonly baseAB: number, readonly baseBA: number) {
+  constructor (
+    readonly id: number, readonly a: SimNode, readonly b: SimNode, readonly baseAB: number, readonly baseBA: number,
+    /** This link's own jitter spread per direction (SimNetworkOptions.linkJitterMs). */
+    readonly jitterAB = 0, readonly jitterBA = 0
+  ) {
     this.lastDelayAB = baseAB
     this.lastDelayBA = baseBA
   }
@@ -143,6 +161,40 @@ interface Partition {
   readonly oneWay: boolean
 }
 
+/** A degraded stretch of network: what happens to messages from `from` to `to` while it lasts. */
+export interface LinkFault {
+  /** Senders it applies to; undefined: every node. */
+  from?: Iterable<PeerId>
+  /** Receivers it applies to; undefined: every node. */
+  to?: Iterable<PeerId>
+  /** Also from `to` to `from`. Default false. */
+  symmetric?: boolean
+  /** Added to every message's delay, in ms. */
+  extraDelayMs?: number
+  /** Added to every message's jitter spread, in ms. */
+  jitterMs?: number
+  /** Loss probability of lossy RPCs on these links (the highest of the applicable rates wins). */
+  lossRate?: number
+  /** This share of gossip RPCs is held back a further uniform [0, windowMs), so later ones overtake it. */
+  reorder?: { rate: number, windowMs: number }
+}
+
+interface ActiveLinkFault {
+  readonly from: ReadonlySet<PeerId> | undefined
+  readonly to: ReadonlySet<PeerId> | undefined
+  readonly symmetric: boolean
+  readonly extraDelayMs: number
+  readonly jitterMs: number
+  readonly lossRate: number | undefined
+  readonly reorder: { rate: number, windowMs: number } | undefined
+}
+
+function faultApplies (fault: ActiveLinkFault, from: PeerId, to: PeerId): boolean {
+  const forward = (fault.from === undefined || fault.from.has(from)) && (fault.to === undefined || fault.to.has(to))
+  if (forward || !fault.symmetric) return forward
+  return (fault.from === undefined || fault.from.has(to)) && (fault.to === undefined || fault.to.has(from))
+}
+
 function checkProbability (rate: number, what: string): void {
   if (!(rate >= 0 && rate <= 1)) throw new RangeError(`${what} must be a probability in [0, 1], got ${rate}`)
 }
@@ -174,6 +226,8 @@ export class SimNetwork {
   private readonly latencyFn: (from: PeerId, to: PeerId) => number
   private readonly jitterMs: number
   private readonly jitterFraction: number
+  private readonly linkJitterFn: ((from: PeerId, to: PeerId) => number) | undefined
+  private linkFaults: ActiveLinkFault[] = []
   private readonly gossip: GossipOptions
   private readonly trace: ((event: SimTraceEvent) => void) | undefined
   private readonly nodes = new Map<PeerId, SimNode>()
@@ -191,6 +245,7 @@ export class SimNetwork {
     this.latencyFn = options.latencyMs ?? (() => DEFAULT_LATENCY_MS)
     this.jitterMs = options.jitter?.ms ?? 0
     this.jitterFraction = options.jitter?.fraction ?? 0
+    this.linkJitterFn = options.linkJitterMs
     checkDuration(this.jitterMs, 'jitter.ms')
     checkDuration(this.jitterFraction, 'jitter.fraction')
     this.lossRate = options.lossRate ?? 0
@@ -211,7 +266,7 @@ export class SimNetwork {
   createOverlay (nodeId: PeerId): SimOverlay {
     if (typeof nodeId !== 'string' || nodeId.length === 0) throw new TypeError('createOverlay: nodeId must be a non-empty string')
     if (this.nodes.has(nodeId)) throw new Error(`createOverlay: node ${nodeId} already exists`)
-    const node = new SimNode(nodeId, this.random.fork(`net:${nodeId}`))
+    const node = new SimNode(nodeId, this.random.fork(`net:${nodeId}`), new NodeClock(this.clock))
     const overlay = new SimOverlay(this, node, this.gossip)
     this.nodes.set(nodeId, node)
     this.overlays.set(nodeId, overlay)
@@ -220,6 +275,11 @@ export class SimNetwork {
 
   overlay (nodeId: PeerId): SimOverlay | undefined {
     return this.overlays.get(nodeId)
+  }
+
+  /** The clock a node processes by: hand it to that node's host (skew and stalls apply to it). */
+  nodeClock (nodeId: PeerId): NodeClock {
+    return this.requireNode(nodeId).clock
   }
 
   nodeIds (): PeerId[] {
@@ -260,7 +320,7 @@ export class SimNetwork {
         noticeAtMs = Math.max(noticeAtMs, stream.lastDeliveryMs)
       }
       this.closeOn(node, connection, undefined, 'stopped')
-      this.clock.setTimeout(() => {
+      remote.clock.setTimeout(() => {
         if (connection.heldBy(remote) && remote.state === 'started' && this.isLinkUp(node, remote)) {
           this.closeOn(remote, connection, undefined, 'remote stopped')
         }
@@ -293,6 +353,7 @@ export class SimNetwork {
     for (const connection of stale) this.refresh(connection)
     Object.assign(node.stats, { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 })
     node.hooks.reset()
+    node.clock.reset()
     node.state = 'stopped'
     this.startNode(node)
     return this.overlays.get(nodeId)!
@@ -331,6 +392,49 @@ export class SimNetwork {
   heal (): void {
     this.partitions = []
     this.refreshAll()
+  }
+
+  /** Put a node behind NAT (or take it out): from now on dials to it get no answer. */
+  setNat (nodeId: PeerId, natted: boolean): void {
+    this.requireNode(nodeId).natted = natted
+  }
+
+  isNatted (nodeId: PeerId): boolean {
+    return this.requireNode(nodeId).natted
+  }
+
+  /** Degrade links (see LinkFault) until the returned function is called. */
+  addLinkFault (fault: LinkFault): () => void {
+    if (fault.lossRate !== undefined) checkProbability(fault.lossRate, 'LinkFault.lossRate')
+    checkDuration(fault.extraDelayMs ?? 0, 'LinkFault.extraDelayMs')
+    checkDuration(fault.jitterMs ?? 0, 'LinkFault.jitterMs')
+    if (fault.reorder !== undefined) {
+      checkProbability(fault.reorder.rate, 'LinkFault.reorder.rate')
+      checkDuration(fault.reorder.windowMs, 'LinkFault.reorder.windowMs')
+    }
+    const active: ActiveLinkFault = {
+      from: fault.from === undefined ? undefined : new Set(fault.from),
+      to: fault.to === undefined ? undefined : new Set(fault.to),
+      symmetric: fault.symmetric === true,
+      extraDelayMs: fault.extraDelayMs ?? 0,
+      jitterMs: fault.jitterMs ?? 0,
+      lossRate: fault.lossRate,
+      reorder: fault.reorder
+    }
+    this.linkFaults = [...this.linkFaults, active]
+    return () => { this.linkFaults = this.linkFaults.filter((candidate) => candidate !== active) }
+  }
+
+  /** A CPU stall: the node processes nothing (timers, deliveries) for `durationMs`, then catches up in order. */
+  stall (nodeId: PeerId, durationMs: number): void {
+    checkDuration(durationMs, 'stall durationMs')
+    this.requireNode(nodeId).clock.stallUntil(this.clock.now() + durationMs)
+  }
+
+  /** Shift what a node's clock reads by `offsetMs` from the shared time (0 undoes it). */
+  setClockSkew (nodeId: PeerId, offsetMs: number): void {
+    if (!Number.isFinite(offsetMs)) throw new RangeError(`clock skew must be finite, got ${offsetMs}`)
+    this.requireNode(nodeId).clock.skewMs = offsetMs
   }
 
   setLoss (rate: number): void {
@@ -377,8 +481,16 @@ export class SimNetwork {
 
   /** Latency plus this sender's jitter draw; remembered for rttMs(). */
   sampleDelay (connection: SimConnection, from: SimNode): number {
-    const base = this.baseDelay(connection, from)
-    const spread = this.jitterMs + this.jitterFraction * base
+    let base = this.baseDelay(connection, from)
+    let spread = this.jitterMs + this.jitterFraction * base + (from === connection.a ? connection.jitterAB : connection.jitterBA)
+    if (this.linkFaults.length > 0) {
+      const to = connection.other(from)
+      for (const fault of this.linkFaults) {
+        if (!faultApplies(fault, from.id, to.id)) continue
+        base += fault.extraDelayMs
+        spread += fault.jitterMs
+      }
+    }
     const delay = spread > 0 ? base + from.random.next() * spread : base
     if (from === connection.a) connection.lastDelayAB = delay
     else connection.lastDelayBA = delay
@@ -391,8 +503,21 @@ export class SimNetwork {
   }
 
   private isLost (from: SimNode, to: SimNode): boolean {
-    const rate = this.linkLoss.size > 0 ? (this.linkLoss.get(`${from.id}\n${to.id}`) ?? this.lossRate) : this.lossRate
+    let rate = this.linkLoss.size > 0 ? (this.linkLoss.get(`${from.id}\n${to.id}`) ?? this.lossRate) : this.lossRate
+    for (const fault of this.linkFaults) {
+      if (fault.lossRate !== undefined && faultApplies(fault, from.id, to.id)) rate = Math.max(rate, fault.lossRate)
+    }
     return rate > 0 && from.random.next() < rate
+  }
+
+  /** Extra hold-back of one gossip RPC under a reordering fault (0 when none applies or it is not drawn). */
+  private reorderDelay (from: SimNode, to: SimNode): number {
+    let extra = 0
+    for (const fault of this.linkFaults) {
+      if (fault.reorder === undefined || !faultApplies(fault, from.id, to.id)) continue
+      if (from.random.next() < fault.reorder.rate) extra = Math.max(extra, from.random.next() * fault.reorder.windowMs)
+    }
+    return extra
   }
 
   /** Used by SimOverlay: one gossip RPC to a connected peer. `lossy` RPCs are subject to loss. */
@@ -406,7 +531,8 @@ export class SimNetwork {
       return
     }
     const crashEpoch = node.crashEpoch
-    this.clock.setTimeout(() => {
+    const delay = this.sampleDelay(connection, node) + (this.linkFaults.length > 0 ? this.reorderDelay(node, to) : 0)
+    to.clock.setTimeout(() => {
       if (node.crashEpoch !== crashEpoch || !this.canDeliver(connection, node, to)) {
         this.emitTrace('dropped', node.id, to.id, rpc.kind, bytes)
         return
@@ -414,7 +540,7 @@ export class SimNetwork {
       to.countReceived(bytes)
       if (this.trace !== undefined) this.emitTrace('rpc', node.id, to.id, rpc.kind === 'message' ? `message ${rpc.id}` : rpc.kind, bytes)
       to.hooks.receiveRpc(node.id, rpc)
-    }, this.sampleDelay(connection, node))
+    }, delay)
   }
 
   emitTrace (type: SimTraceEvent['type'], from: PeerId, to: PeerId, detail: string, bytes: number): void {
@@ -452,7 +578,7 @@ export class SimNetwork {
         else reject(error)
       }
       const timeOut = (): void => {
-        this.clock.setTimeout(() => {
+        node.clock.setTimeout(() => {
           finish(new DialError(peer, 'unreachable', `no answer within ${this.connectTimeoutMs} ms`))
         }, startMs + this.connectTimeoutMs - this.clock.now())
       }
@@ -460,10 +586,11 @@ export class SimNetwork {
       if (target === undefined) { timeOut(); return }
       const rttMs = this.latency(node, target) + this.latency(target, node)
       if (rttMs >= this.connectTimeoutMs) { timeOut(); return }
-      this.clock.setTimeout(() => {
+      node.clock.setTimeout(() => {
         if (node.runEpoch !== runEpoch) return finish(new DialError(peer, 'stopped', `${node.id} stopped while dialling`))
         if (node.connections.has(peer)) return finish()
-        if (target.state === 'crashed' || !this.isLinkUp(node, target) || !this.isLinkUp(target, node)) return timeOut()
+        // Behind NAT, the inbound handshake is dropped like a partition drops it: no answer.
+        if (target.state === 'crashed' || target.natted || !this.isLinkUp(node, target) || !this.isLinkUp(target, node)) return timeOut()
         if (target.state !== 'started') return finish(new DialError(peer, 'refused', `${peer} is not running`))
         this.establish(node, target)
         finish()
@@ -471,11 +598,12 @@ export class SimNetwork {
     })
   }
 
-  /** Connect two started nodes at once, skipping the handshake (for building topologies). */
+  /** Connect two started nodes at once, skipping the handshake (for building topologies); one must accept inbound connections. */
   connectNow (a: PeerId, b: PeerId): void {
     const nodeA = this.requireNode(a)
     const nodeB = this.requireNode(b)
     if (a === b) throw new Error(`connectNow: cannot connect ${a} to itself`)
+    if (nodeA.natted && nodeB.natted) throw new Error(`connectNow: ${a} and ${b} are both behind NAT`)
     if (nodeA.state !== 'started' || nodeB.state !== 'started') throw new Error(`connectNow: ${a} and ${b} must both be started`)
     if (!this.isLinkUp(nodeA, nodeB) || !this.isLinkUp(nodeB, nodeA)) throw new Error(`connectNow: ${a} and ${b} are partitioned`)
     this.establish(nodeA, nodeB)
@@ -483,25 +611,32 @@ export class SimNetwork {
 
   /**
    * A connected random graph of average degree ≈ `degree`: a ring (for connectivity) plus
-   * degree/2 − 1 random chords per node, drawn from the 'topology' fork.
+   * degree/2 − 1 random chords per node, drawn from the 'topology' fork. Nodes behind NAT stay off
+   * the ring and connect out to max(2, degree/2 − 1) random nodes that accept inbound connections
+   * (NATed nodes never connect to each other); without NAT the graph is the same as it always was.
    */
   connectRandomGraph (nodeIds: readonly PeerId[], degree: number, random: Random = this.random.fork('topology')): void {
     const n = nodeIds.length
     if (n < 2) return
-    for (let i = 0; i < n; i++) {
-      const a = nodeIds[i]!
-      const b = nodeIds[(i + 1) % n]!
+    const open = nodeIds.filter((id) => !this.requireNode(id).natted)
+    if (open.length === 0) throw new Error('connectRandomGraph: every node is behind NAT; nobody could accept a connection')
+    for (let i = 0; i < open.length && open.length > 1; i++) {
+      const a = open[i]!
+      const b = open[(i + 1) % open.length]!
       if (a !== b && !this.requireNode(a).connections.has(b)) this.connectNow(a, b)
     }
     const chords = Math.max(0, Math.ceil(degree / 2) - 1)
     for (let i = 0; i < n; i++) {
       const a = nodeIds[i]!
       const node = this.requireNode(a)
+      const wanted = node.natted ? Math.min(open.length, Math.max(2, chords)) : chords
+      const pool = node.natted ? open : nodeIds
       let made = 0
-      for (let attempt = 0; attempt < chords * 4 && made < chords; attempt++) {
-        const b = nodeIds[random.int(n)]!
-        if (b === a || node.connections.has(b)) continue
-        this.connectNow(a, b)
+      for (let attempt = 0; attempt < wanted * 4 && made < wanted; attempt++) {
+        const b = pool[random.int(pool.length)]!
+        if (b === a || node.connections.has(b) || (node.natted && this.requireNode(b).natted)) continue
+        if (this.requireNode(b).natted) this.connectNow(b, a)
+        else this.connectNow(a, b)
         made++
       }
     }
@@ -514,7 +649,11 @@ export class SimNetwork {
     if (existing !== undefined) this.closeOn(a, existing, new ConnectionLostError(`connection to ${b.id} reset by a new connection`), 'replaced')
     const stale = b.connections.get(a.id)
     if (stale !== undefined) this.closeOn(b, stale, new ConnectionLostError(`connection to ${a.id} reset by a new connection`), 'replaced')
-    const connection = new SimConnection(this.nextConnectionId++, a, b, this.latency(a, b), this.latency(b, a))
+    const jitterAB = this.linkJitterFn === undefined ? 0 : this.linkJitterFn(a.id, b.id)
+    const jitterBA = this.linkJitterFn === undefined ? 0 : this.linkJitterFn(b.id, a.id)
+    checkDuration(jitterAB, `linkJitterMs(${a.id}, ${b.id})`)
+    checkDuration(jitterBA, `linkJitterMs(${b.id}, ${a.id})`)
+    const connection = new SimConnection(this.nextConnectionId++, a, b, this.latency(a, b), this.latency(b, a), jitterAB, jitterBA)
     a.connections.set(b.id, connection)
     b.connections.set(a.id, connection)
     this.connections.add(connection)

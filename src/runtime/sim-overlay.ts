@@ -476,16 +476,16 @@ export class SimOverlay implements Overlay {
   private scheduleFirstHeartbeat (): void {
     this.cancelHeartbeat()
     const phaseMs = Math.floor(this.random.next() * this.options.heartbeatMs)
-    this.heartbeatTimer = this.network.clock.setTimeout(this.runHeartbeat, phaseMs)
+    this.heartbeatTimer = this.node.clock.setTimeout(this.runHeartbeat, phaseMs)
   }
 
   private cancelHeartbeat (): void {
-    if (this.heartbeatTimer !== undefined) this.network.clock.clearTimeout(this.heartbeatTimer)
+    if (this.heartbeatTimer !== undefined) this.node.clock.clearTimeout(this.heartbeatTimer)
     this.heartbeatTimer = undefined
   }
 
   private heartbeat (): void {
-    this.heartbeatTimer = this.network.clock.setTimeout(this.runHeartbeat, this.options.heartbeatMs)
+    this.heartbeatTimer = this.node.clock.setTimeout(this.runHeartbeat, this.options.heartbeatMs)
     const now = this.network.clock.now()
     for (const [topic, state] of this.topics) this.maintainMesh(topic, state)
     this.emitGossip()

@@ -119,7 +119,8 @@ export class SimStream implements FrameStream {
     const at = Math.max(now + network.sampleDelay(this.connection, this.owner), this.lastDeliveryMs)
     this.lastDeliveryMs = at
     this.outbound.push(item)
-    network.clock.setTimeout(this.deliverNextBound, at - now)
+    // Scheduled on the receiver's clock: a stalled receiver takes the frame when the stall ends.
+    this.peerEnd.owner.clock.setTimeout(this.deliverNextBound, at - now)
   }
 
   /** Every timer pops the head, so frames stay in send order even when due times tie. */
@@ -203,7 +204,7 @@ export async function openSimStream (network: SimNetwork, node: SimNode, peer: P
   node.countSent(bytes)
   const remote = connection.other(node)
   const crashEpoch = node.crashEpoch
-  network.clock.setTimeout(() => {
+  remote.clock.setTimeout(() => {
     if (node.crashEpoch !== crashEpoch || !network.canDeliver(connection, node, remote)) return
     remote.countReceived(bytes)
     acceptStream(network, connection, local, remote, protocol)
@@ -218,7 +219,7 @@ function acceptStream (network: SimNetwork, connection: SimConnection, local: Si
   const dialer = local.owner
   const handler = remote.hooks.streamHandler(protocol)
   if (handler === undefined) {
-    network.clock.setTimeout(() => {
+    dialer.clock.setTimeout(() => {
       if (network.canDeliver(connection, remote, dialer)) local.failOpen(new UnsupportedProtocolError(remote.id, protocol))
     }, network.sampleDelay(connection, remote))
     return
