@@ -12,13 +12,33 @@ export const FIBRE_KM_PER_MS = 200
 export const DEFAULT_ROUTE_INFLATION = 1.5
 export const DEFAULT_LINK_BASE_MS = 1
 
-export interface Coordinates { lat: number, lon: number }
+export interface Coordinates { lat: number, lon: number, region?: string }
 
 export interface LatencyModel {
   /** Path length over the great-circle distance; >= 1. */
   inflation: number
   /** Added to every one-way delay, in ms; >= 0. */
   linkBaseMs: number
+  /**
+   * Per region pair (either order; both the same region for links inside one): an inflation,
+   * link base or extra jitter of their own, as when two regions are joined by poor or few cables.
+   * The first matching entry wins; places without a region use the global values.
+   */
+  regions?: RegionLatency[]
+}
+
+export interface RegionLatency {
+  between: [string, string]
+  inflation?: number
+  linkBaseMs?: number
+  /** Extra per-message jitter spread on these links, in ms (SimNetworkOptions.linkJitterMs). */
+  jitterMs?: number
+}
+
+/** The region-pair override that applies between two places, if any. */
+export function regionLatency (a: Coordinates, b: Coordinates, model: LatencyModel): RegionLatency | undefined {
+  if (model.regions === undefined || a.region === undefined || b.region === undefined) return undefined
+  return model.regions.find(({ between: [x, y] }) => (x === a.region && y === b.region) || (x === b.region && y === a.region))
 }
 
 export const defaultLatencyModel: LatencyModel = { inflation: DEFAULT_ROUTE_INFLATION, linkBaseMs: DEFAULT_LINK_BASE_MS }
@@ -35,7 +55,8 @@ export function greatCircleKm (a: Coordinates, b: Coordinates): number {
 
 /** One-way delay between two places: inflated fibre distance plus the link base. */
 export function oneWayLatencyMs (a: Coordinates, b: Coordinates, model: LatencyModel = defaultLatencyModel): number {
-  return greatCircleKm(a, b) / FIBRE_KM_PER_MS * model.inflation + model.linkBaseMs
+  const override = regionLatency(a, b, model)
+  return greatCircleKm(a, b) / FIBRE_KM_PER_MS * (override?.inflation ?? model.inflation) + (override?.linkBaseMs ?? model.linkBaseMs)
 }
 
 /** The true round-trip time the checkers compare origins by: twice the one-way delay. */

@@ -12,15 +12,28 @@
 //     "world": {                                   optional; the network model
 //       "inflation": 1.5,                          fibre path over great circle (simulations/latency.ts)
 //       "linkBaseMs": 1,                           added to every one-way delay
-//       "jitterFraction": 0,                       extra delay uniform in [0, fraction × latency)
-//       "lossRate": 0                              gossip data-plane loss probability
-//     },
-//     "nodes": [{ "id": "fra-0", "lat": 50.1, "lon": 8.7, "region": "eu" }, ...]
+//       "jitterFraction": 0,                       extra delay uniform in [0, fraction × latency + jitterMs)
+//       "jitterMs": 0,
+//       "lossRate": 0,                             gossip data-plane loss probability
+//       "regions": [{ "between": ["eu", "ap"], "inflation": 2.5, "linkBaseMs": 5, "jitterMs": 3 }]
+//     },                                           per region pair (either order; ["eu", "eu"] inside one)
+//     "nodes": [{ "id": "fra-0", "lat": 50.1, "lon": 8.7, "region": "eu", "nat": false }, ...]
 //       or
 //     "generate": {                                nodes scattered around sites, by weight
 //       "count": 1000, "spreadKm": 300, "seed": 1,
 //       "sites": [{ "name": "fra", "lat": 50.11, "lon": 8.68, "region": "eu", "weight": 3 }, ...]
 //     },                                           ids are "<site>-<k>"; "<site>-0" sits at the site itself
+//       or, without "sites", from the bundled cities (simulations/data/cities.json, GeoNames CC BY 4.0):
+//     "generate": {                                each node in a city drawn by population
+//       "count": 1000, "spreadKm": 50, "seed": 1,
+//       "regions": ["eu", "na"],                   optional: only cities of these regions (af ap eu me na oc sa)
+//       "include": ["london", "tokyo"]             optional: cities that get a node whatever the draw
+//     },                                           ids are "<city id>-<k>"; "<city>-0" sits at the city itself
+//     "natShare": 0.3,                             optional: this share of the nodes that serve nothing sits
+//                                                  behind NAT (dials out, cannot be dialled), picked with
+//                                                  generate.seed; listed nodes may say "nat": true instead
+//     "clients": [{ "id": "c1", "lat": 1.3, "lon": 103.8 }, ...]    optional: where clients sit
+//       or   { "count": 500, "regions": ["eu"], "spreadKm": 30, "seed": 1 }   drawn by city population
 //     "services": [{ "name": "api", "prefix": "10.42.255.1/32", "origins": ["fra-0", ...], "preference": 100 }],
 //     "protocol": {                                optional overrides of the control-plane timing
 //       "serviceProbe": { "intervalMs", "timeoutMs", "rise", "fall", "jitter" },
@@ -31,7 +44,13 @@
 //                                                  serviceDown | serviceUp (the service's health check
 //                                                  fails / passes again), nodeCrash (the machine dies,
 //                                                  withdrawing nothing), nodeRestart (a fresh process,
-//                                                  at least 5 s after its crash); sorted by "at"
+//                                                  at least 5 s after its crash; "state": "kept" keeps
+//                                                  its key, "wiped" gives it a new one), and the fault
+//                                                  events of simulations/scenario-faults.ts (partition,
+//                                                  loss, delay, reorder, clockSkew, cpuStall,
+//                                                  serviceFlap); sorted by "at"
+//     "faults": { "random": { ... } },             optional: faults drawn from the run's seed
+//                                                  (simulations/scenario-faults.ts)
 //     "expect": {                                  optional; the targets the checks hold a run to
 //       "convergenceP99Ms": { "serviceDown": 2000, "nodeCrash": 3000 },
 //       "optimality": 0.99,
@@ -42,12 +61,27 @@
 // The timeline is replayed against the world's state while parsing, so an event that could not
 // happen (a service taken down twice, a restart of a live node) is an error here, not a surprise
 // in the middle of a run.
-import { ConfigError, readJsonFile } from '../src/runtime/config.ts'
+import { readJsonFile } from '../src/runtime/config.ts'
+import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join, optionalBoolean } from './scenario-reader.ts'
 import { parsePrefix } from '../src/protocols/cidr.ts'
 import { createRandom } from '../src/runtime/random.ts'
-import { destinationPoint, DEFAULT_LINK_BASE_MS, DEFAULT_ROUTE_INFLATION } from './latency.ts'
+import { destinationPoint, DEFAULT_LINK_BASE_MS, DEFAULT_ROUTE_INFLATION, type RegionLatency } from './latency.ts'
+import { CITY_REGIONS, citiesIn, createCitySampler, type City } from './cities.ts'
+import {
+  FAULT_EVENTS, faultEnds, parseFaultEvent, parseRandomFaults, type FaultContext, type FaultEvent, type FaultEventKind, type RandomFaults
+} from './scenario-faults.ts'
 
-export interface ScenarioNode { id: string, lat: number, lon: number, region?: string }
+export interface ScenarioNode {
+  id: string
+  lat: number
+  lon: number
+  region?: string
+  /** Behind NAT: dials out, cannot be dialled. */
+  nat?: boolean
+}
+
+/** Where a client sits (for the DNS accuracy checker): listed, or drawn by city population. */
+export interface ScenarioClient { id: string, lat: number, lon: number, region?: string }
 
 export interface ScenarioService {
   name: string
@@ -68,6 +102,8 @@ export interface TimelineEvent {
   node: string
   /** serviceDown / serviceUp only. */
   service?: string
+  /** nodeRestart only: 'kept' (default) keeps the node's key, 'wiped' gives it a new identity. */
+  state?: 'kept' | 'wiped'
 }
 
 export interface ProbeOverride {
@@ -91,7 +127,10 @@ export interface ScenarioWorld {
   inflation: number
   linkBaseMs: number
   jitterFraction: number
+  jitterMs: number
   lossRate: number
+  /** Per region pair overrides of the latency model. */
+  regions: RegionLatency[]
 }
 
 export interface ScenarioExpect {
@@ -109,9 +148,16 @@ export interface Scenario {
   degree: number
   world: ScenarioWorld
   nodes: ScenarioNode[]
+  /** Client locations; empty when the scenario names none. */
+  clients: ScenarioClient[]
   services: ScenarioService[]
   protocol: ScenarioProtocol
+  /** serviceDown/Up (serviceFlap expanded), nodeCrash/Restart, sorted by "at". */
   timeline: TimelineEvent[]
+  /** Fault events and their ends (faultEnd), sorted by "at"; a faultEnd names its fault's id. */
+  faults: FaultEvent[]
+  /** Faults drawn from each run's seed (simulations/random-faults.ts). */
+  randomFaults?: RandomFaults
   expect: ScenarioExpect
 }
 
@@ -127,66 +173,11 @@ export const MAX_DURATION_MS = 3_600_000
 export const MAX_TIMELINE_EVENTS = 1000
 const MAX_SERVICES = 64
 const MAX_SITES = 256
+export const MAX_CLIENTS = 100_000
+/** Most serviceDown/serviceUp pairs one serviceFlap may expand to. */
+const MAX_FLAPS = 500
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
-const NAME_HINT = 'lowercase letters, digits and dashes (at most 63)'
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-const NODE_ID_HINT = 'letters, digits, ".", "_" and "-" (at most 64)'
-
-/** A small schema walker: each reader takes the raw value and its field path. */
-class Reader {
-  constructor (readonly source: string) {}
-
-  fail (field: string, reason: string): never { throw new ConfigError(this.source, field, reason) }
-
-  object (value: unknown, field: string, allowed: readonly string[], required: readonly string[] = []): Record<string, unknown> {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) this.fail(field, `must be an object, got ${describe(value)}`)
-    const record = value as Record<string, unknown>
-    for (const key of Object.keys(record)) {
-      if (!allowed.includes(key)) this.fail(join(field, key), `unknown key (allowed: ${allowed.join(', ')})`)
-    }
-    for (const key of required) if (record[key] === undefined) this.fail(join(field, key), 'is required')
-    return record
-  }
-
-  array (value: unknown, field: string, minItems: number, maxItems: number): unknown[] {
-    if (!Array.isArray(value)) this.fail(field, `must be an array, got ${describe(value)}`)
-    if (value.length < minItems) this.fail(field, `must have at least ${minItems} ${minItems === 1 ? 'entry' : 'entries'}`)
-    if (value.length > maxItems) this.fail(field, `more than ${maxItems} entries`)
-    return value
-  }
-
-  string (value: unknown, field: string, pattern?: RegExp, hint?: string, maxLength = 4096): string {
-    if (typeof value !== 'string') this.fail(field, `must be a string, got ${describe(value)}`)
-    if (value.length === 0) this.fail(field, 'must not be empty')
-    if (value.length > maxLength) this.fail(field, `longer than ${maxLength} characters`)
-    if (pattern !== undefined && !pattern.test(value)) this.fail(field, `must be ${hint ?? `like ${String(pattern)}`}, got ${JSON.stringify(value)}`)
-    return value
-  }
-
-  number (value: unknown, field: string, min: number, max: number, integer = true): number {
-    if (typeof value !== 'number' || !Number.isFinite(value)) this.fail(field, `must be a number, got ${describe(value)}`)
-    if (integer && !Number.isInteger(value)) this.fail(field, `must be an integer, got ${value}`)
-    if (value < min || value > max) this.fail(field, `must be between ${min} and ${max}, got ${value}`)
-    return value
-  }
-
-  optionalNumber (value: unknown, field: string, min: number, max: number, fallback: number, integer = true): number {
-    return value === undefined ? fallback : this.number(value, field, min, max, integer)
-  }
-}
-
-function join (field: string, key: string): string { return field === '' ? key : `${field}.${key}` }
-
-function describe (value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
-  if (typeof value === 'object') return 'an object'
-  return `${typeof value} ${String(value)}`
-}
-
-const SCENARIO_KEYS = ['name', 'description', 'durationMs', 'degree', 'world', 'nodes', 'generate', 'services', 'protocol', 'timeline', 'expect'] as const
+const SCENARIO_KEYS = ['name', 'description', 'durationMs', 'degree', 'world', 'nodes', 'generate', 'natShare', 'clients', 'services', 'protocol', 'timeline', 'faults', 'expect'] as const
 
 /** Validate a parsed JSON value as a scenario. `source` names the file in errors. */
 export function parseScenario (value: unknown, source: string): Scenario {
@@ -197,6 +188,9 @@ export function parseScenario (value: unknown, source: string): Scenario {
   if (raw.nodes !== undefined && raw.generate !== undefined) reader.fail('generate', 'cannot be given together with "nodes"')
   const nodes = raw.nodes !== undefined ? parseNodes(reader, raw.nodes) : generateNodes(reader, raw.generate)
   const services = parseServices(reader, raw.services, new Set(nodes.map((node) => node.id)))
+  if (raw.natShare !== undefined) placeBehindNat(reader, raw.natShare, nodes, services, raw.generate)
+  const expect = parseExpect(reader, raw.expect)
+  const { timeline, faults } = parseTimeline(reader, raw.timeline, durationMs, nodes, services)
   const scenario: Scenario = {
     source,
     name: reader.string(raw.name, 'name', NAME, NAME_HINT),
@@ -204,12 +198,17 @@ export function parseScenario (value: unknown, source: string): Scenario {
     degree: reader.optionalNumber(raw.degree, 'degree', 2, 64, 8),
     world: parseWorld(reader, raw.world),
     nodes,
+    clients: parseClients(reader, raw.clients),
     services,
     protocol: parseProtocol(reader, raw.protocol),
-    timeline: parseTimeline(reader, raw.timeline, durationMs, nodes, services),
-    expect: parseExpect(reader, raw.expect)
+    timeline,
+    faults,
+    expect
   }
+  const randomFaults = parseRandomFaults(reader, raw.faults, durationMs, expect.steadyAfterMs, nodes.some((node) => node.region !== undefined))
+  if (randomFaults !== undefined) scenario.randomFaults = randomFaults
   if (raw.description !== undefined) scenario.description = reader.string(raw.description, 'description', undefined, undefined, 2000)
+  if (nodes.every((node) => node.nat === true)) reader.fail(raw.natShare !== undefined ? 'natShare' : 'nodes', 'every node is behind NAT: nobody could accept a connection')
   if (scenario.degree >= nodes.length) reader.fail('degree', `must be below the number of nodes (${nodes.length}), got ${scenario.degree}`)
   return scenario
 }
@@ -220,14 +219,35 @@ export function loadScenario (path: string): Scenario {
 }
 
 function parseWorld (reader: Reader, value: unknown): ScenarioWorld {
-  if (value === undefined) return { inflation: DEFAULT_ROUTE_INFLATION, linkBaseMs: DEFAULT_LINK_BASE_MS, jitterFraction: 0, lossRate: 0 }
-  const raw = reader.object(value, 'world', ['inflation', 'linkBaseMs', 'jitterFraction', 'lossRate'])
+  if (value === undefined) return { inflation: DEFAULT_ROUTE_INFLATION, linkBaseMs: DEFAULT_LINK_BASE_MS, jitterFraction: 0, jitterMs: 0, lossRate: 0, regions: [] }
+  const raw = reader.object(value, 'world', ['inflation', 'linkBaseMs', 'jitterFraction', 'jitterMs', 'lossRate', 'regions'])
   return {
     inflation: reader.optionalNumber(raw.inflation, 'world.inflation', 1, 10, DEFAULT_ROUTE_INFLATION, false),
     linkBaseMs: reader.optionalNumber(raw.linkBaseMs, 'world.linkBaseMs', 0, 1000, DEFAULT_LINK_BASE_MS, false),
     jitterFraction: reader.optionalNumber(raw.jitterFraction, 'world.jitterFraction', 0, 1, 0, false),
-    lossRate: reader.optionalNumber(raw.lossRate, 'world.lossRate', 0, 0.5, 0, false)
+    jitterMs: reader.optionalNumber(raw.jitterMs, 'world.jitterMs', 0, 1000, 0, false),
+    lossRate: reader.optionalNumber(raw.lossRate, 'world.lossRate', 0, 0.5, 0, false),
+    regions: raw.regions === undefined ? [] : parseRegionLatencies(reader, raw.regions)
   }
+}
+
+function parseRegionLatencies (reader: Reader, value: unknown): RegionLatency[] {
+  const pairs = new Set<string>()
+  return reader.array(value, 'world.regions', 1, 64).map((item, index) => {
+    const field = `world.regions[${index}]`
+    const raw = reader.object(item, field, ['between', 'inflation', 'linkBaseMs', 'jitterMs'], ['between'])
+    const ends = reader.array(raw.between, join(field, 'between'), 2, 2).map((region, end) => reader.string(region, `${field}.between[${end}]`, NAME, NAME_HINT))
+    const between: [string, string] = [ends[0]!, ends[1]!]
+    const key = [...between].sort().join('\n')
+    if (pairs.has(key)) reader.fail(join(field, 'between'), `${between.join(' – ')} is already set by an earlier entry`)
+    pairs.add(key)
+    if (raw.inflation === undefined && raw.linkBaseMs === undefined && raw.jitterMs === undefined) reader.fail(field, 'sets nothing: give "inflation", "linkBaseMs" or "jitterMs"')
+    const entry: RegionLatency = { between }
+    if (raw.inflation !== undefined) entry.inflation = reader.number(raw.inflation, join(field, 'inflation'), 1, 10, false)
+    if (raw.linkBaseMs !== undefined) entry.linkBaseMs = reader.number(raw.linkBaseMs, join(field, 'linkBaseMs'), 0, 1000, false)
+    if (raw.jitterMs !== undefined) entry.jitterMs = reader.number(raw.jitterMs, join(field, 'jitterMs'), 0, 1000, false)
+    return entry
+  })
 }
 
 function parseCoordinates (reader: Reader, raw: Record<string, unknown>, field: string): { lat: number, lon: number } {
@@ -238,12 +258,13 @@ function parseNodes (reader: Reader, value: unknown): ScenarioNode[] {
   const ids = new Set<string>()
   return reader.array(value, 'nodes', 2, MAX_NODES).map((item, index) => {
     const field = `nodes[${index}]`
-    const raw = reader.object(item, field, ['id', 'lat', 'lon', 'region'], ['id', 'lat', 'lon'])
+    const raw = reader.object(item, field, ['id', 'lat', 'lon', 'region', 'nat'], ['id', 'lat', 'lon'])
     const id = reader.string(raw.id, join(field, 'id'), NODE_ID, NODE_ID_HINT)
     if (ids.has(id)) reader.fail(join(field, 'id'), `duplicate node id ${JSON.stringify(id)}`)
     ids.add(id)
     const node: ScenarioNode = { id, ...parseCoordinates(reader, raw, field) }
     if (raw.region !== undefined) node.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
+    if (optionalBoolean(reader, raw.nat, join(field, 'nat'), false)) node.nat = true
     return node
   })
 }
@@ -271,7 +292,10 @@ function parseSites (reader: Reader, value: unknown): Site[] {
  * run's seed, so origins and geography are the same in every run.
  */
 function generateNodes (reader: Reader, value: unknown): ScenarioNode[] {
-  const raw = reader.object(value, 'generate', ['count', 'spreadKm', 'seed', 'sites'], ['count', 'sites'])
+  const raw = reader.object(value, 'generate', ['count', 'spreadKm', 'seed', 'sites', 'regions', 'include'], ['count'])
+  if (raw.sites === undefined) return generateFromCities(reader, raw)
+  if (raw.regions !== undefined) reader.fail('generate.regions', 'draws from the bundled cities; it cannot be given together with "sites"')
+  if (raw.include !== undefined) reader.fail('generate.include', 'names bundled cities; it cannot be given together with "sites"')
   const sites = parseSites(reader, raw.sites)
   const count = reader.number(raw.count, 'generate.count', Math.max(2, sites.length), MAX_NODES)
   const spreadKm = reader.optionalNumber(raw.spreadKm, 'generate.spreadKm', 0, 5000, 300, false)
@@ -287,6 +311,104 @@ function generateNodes (reader: Reader, value: unknown): ScenarioNode[] {
     }
   })
   return nodes
+}
+
+function parseRegions (reader: Reader, value: unknown, field: string): string[] | undefined {
+  if (value === undefined) return undefined
+  const regions = reader.array(value, field, 1, CITY_REGIONS.length).map((item, index) => {
+    const region = reader.string(item, `${field}[${index}]`)
+    if (!(CITY_REGIONS as readonly string[]).includes(region)) reader.fail(`${field}[${index}]`, `must be one of ${CITY_REGIONS.join(', ')}, got ${JSON.stringify(region)}`)
+    return region
+  })
+  const twice = regions.find((region, index) => regions.indexOf(region) !== index)
+  if (twice !== undefined) reader.fail(field, `lists ${JSON.stringify(twice)} twice`)
+  return regions
+}
+
+/** A uniform point of the disc of radius spreadKm around `city` (the city itself when spreadKm is 0). */
+function around (city: City, spreadKm: number, random: ReturnType<typeof createRandom>): { lat: number, lon: number } {
+  const place = spreadKm === 0 ? city : destinationPoint(city, random.next() * 360, spreadKm * Math.sqrt(random.next()))
+  return { lat: round(place.lat, 4), lon: round(place.lon, 4) }
+}
+
+/**
+ * Nodes in the bundled cities: the `include`d cities first (one node each, at the city), then
+ * each further node in a city drawn by population, scattered within spreadKm of it; the first node
+ * of a city sits at the city. Like sites, placement depends only on the scenario.
+ */
+function generateFromCities (reader: Reader, raw: Record<string, unknown>): ScenarioNode[] {
+  const regions = parseRegions(reader, raw.regions, 'generate.regions')
+  const cities = citiesIn(regions)
+  const count = reader.number(raw.count, 'generate.count', 2, MAX_NODES)
+  const spreadKm = reader.optionalNumber(raw.spreadKm, 'generate.spreadKm', 0, 5000, 50, false)
+  const random = createRandom(reader.optionalNumber(raw.seed, 'generate.seed', 0, 2 ** 31, 1)).fork('cities')
+  const included = raw.include === undefined ? [] : reader.array(raw.include, 'generate.include', 1, count).map((item, index) => {
+    const field = `generate.include[${index}]`
+    const id = reader.string(item, field, NAME, NAME_HINT)
+    const city = cities.find((candidate) => candidate.id === id)
+    if (city === undefined) reader.fail(field, `no city ${JSON.stringify(id)} in the bundled cities${regions === undefined ? '' : ` of ${regions.join(', ')}`} (simulations/data/cities.json)`)
+    return city
+  })
+  const draw = createCitySampler(cities)
+  const perCity = new Map<string, number>()
+  const nodes: ScenarioNode[] = []
+  for (let index = 0; index < count; index++) {
+    const city = index < included.length ? included[index]! : draw(random)
+    const k = perCity.get(city.id) ?? 0
+    perCity.set(city.id, k + 1)
+    const place = k === 0 ? { lat: city.lat, lon: city.lon } : around(city, spreadKm, random)
+    nodes.push({ id: `${city.id}-${k}`, ...place, region: city.region })
+  }
+  return nodes
+}
+
+/** `clients`: a list of places, or `{count, regions, spreadKm, seed}` drawn by city population. */
+function parseClients (reader: Reader, value: unknown): ScenarioClient[] {
+  if (value === undefined) return []
+  if (Array.isArray(value)) {
+    const ids = new Set<string>()
+    return reader.array(value, 'clients', 1, MAX_CLIENTS).map((item, index) => {
+      const field = `clients[${index}]`
+      const raw = reader.object(item, field, ['id', 'lat', 'lon', 'region'], ['id', 'lat', 'lon'])
+      const id = reader.string(raw.id, join(field, 'id'), NODE_ID, NODE_ID_HINT)
+      if (ids.has(id)) reader.fail(join(field, 'id'), `duplicate client id ${JSON.stringify(id)}`)
+      ids.add(id)
+      const client: ScenarioClient = { id, ...parseCoordinates(reader, raw, field) }
+      if (raw.region !== undefined) client.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
+      return client
+    })
+  }
+  const raw = reader.object(value, 'clients', ['count', 'regions', 'spreadKm', 'seed'], ['count'])
+  const count = reader.number(raw.count, 'clients.count', 1, MAX_CLIENTS)
+  const draw = createCitySampler(citiesIn(parseRegions(reader, raw.regions, 'clients.regions')))
+  const spreadKm = reader.optionalNumber(raw.spreadKm, 'clients.spreadKm', 0, 5000, 30, false)
+  const random = createRandom(reader.optionalNumber(raw.seed, 'clients.seed', 0, 2 ** 31, 1)).fork('clients')
+  return Array.from({ length: count }, (_, index) => {
+    const city = draw(random)
+    return { id: `client-${index}`, ...around(city, spreadKm, random), region: city.region }
+  })
+}
+
+/**
+ * `natShare` of all nodes, chosen among the nodes that serve nothing (an origin is where clients
+ * connect, so it must accept inbound connections), with generate.seed (1 for listed nodes).
+ */
+function placeBehindNat (reader: Reader, value: unknown, nodes: ScenarioNode[], services: ScenarioService[], generate: unknown): void {
+  const share = reader.number(value, 'natShare', 0, 0.95, false)
+  const origins = new Set(services.flatMap((service) => service.origins))
+  const eligible = nodes.filter((node) => !origins.has(node.id) && node.nat !== true)
+  const wanted = Math.round(share * nodes.length) - nodes.filter((node) => node.nat === true).length
+  if (wanted > eligible.length) reader.fail('natShare', `${share} of ${nodes.length} nodes is ${Math.round(share * nodes.length)}, but only ${eligible.length} nodes serve nothing and may sit behind NAT`)
+  const seed = typeof generate === 'object' && generate !== null && typeof (generate as { seed?: unknown }).seed === 'number' ? (generate as { seed: number }).seed : 1
+  const random = createRandom(seed).fork('nat')
+  // Partial Fisher–Yates over the eligible nodes: the first `wanted` go behind NAT.
+  for (let i = 0; i < wanted; i++) {
+    const j = i + random.int(eligible.length - i)
+    const picked = eligible[j]!
+    eligible[j] = eligible[i]!
+    eligible[i] = picked
+    picked.nat = true
+  }
 }
 
 /** Split `total` by `weights`, at least one each, by largest remainder (Hamilton's method). */
@@ -391,34 +513,106 @@ export const MIN_RESTART_AFTER_CRASH_MS = 5000
 /** The world state the earlier events left: services down, and crashed nodes with their crash time. */
 interface WorldState { down: Set<string>, crashed: Map<string, number> }
 
-function parseTimeline (reader: Reader, value: unknown, durationMs: number, nodes: ScenarioNode[], services: ScenarioService[]): TimelineEvent[] {
+/** Keys any timeline item may have; each kind then allows only its own. */
+const TIMELINE_KEYS = ['at', 'event', 'node', 'nodes', 'service', 'state', 'periodMs', 'count', 'downMs', 'between', 'oneWay', 'durationMs', 'rate', 'extraMs', 'jitterMs', 'windowMs', 'offsetMs'] as const
+const TIMELINE_KINDS = [...TIMELINE_EVENTS, 'serviceFlap', ...FAULT_EVENTS] as const
+
+/** A core event and the timeline item it came from (a serviceFlap yields several). */
+interface Placed { event: TimelineEvent, field: string, note: string }
+
+export function regionsOf (nodes: readonly ScenarioNode[]): Map<string, string[]> {
+  const regions = new Map<string, string[]>()
+  for (const node of nodes) {
+    if (node.region === undefined) continue
+    const members = regions.get(node.region)
+    if (members === undefined) regions.set(node.region, [node.id])
+    else members.push(node.id)
+  }
+  return regions
+}
+
+function parseTimeline (reader: Reader, value: unknown, durationMs: number, nodes: ScenarioNode[], services: ScenarioService[]): { timeline: TimelineEvent[], faults: FaultEvent[] } {
   const nodeIds = new Set(nodes.map((node) => node.id))
-  const state: WorldState = { down: new Set(), crashed: new Map() }
+  const context: FaultContext = { durationMs, nodeIds, regions: regionsOf(nodes) }
+  const placed: Placed[] = []
+  const faults: FaultEvent[] = []
   let previousAt = 0
-  return reader.array(value, 'timeline', 0, MAX_TIMELINE_EVENTS).map((item, index) => {
+  reader.array(value, 'timeline', 0, MAX_TIMELINE_EVENTS).forEach((item, index) => {
     const field = `timeline[${index}]`
-    const raw = reader.object(item, field, ['at', 'event', 'node', 'service'], ['at', 'event', 'node'])
+    const raw = reader.object(item, field, TIMELINE_KEYS, ['at', 'event'])
     const at = reader.number(raw.at, join(field, 'at'), 0, durationMs - 1)
     if (at < previousAt) reader.fail(join(field, 'at'), `must not be earlier than timeline[${index - 1}].at (${previousAt}), got ${at}`)
     previousAt = at
     const kind = reader.string(raw.event, join(field, 'event'))
-    if (!(TIMELINE_EVENTS as readonly string[]).includes(kind)) reader.fail(join(field, 'event'), `must be one of ${TIMELINE_EVENTS.join(', ')}, got ${JSON.stringify(kind)}`)
-    const node = reader.string(raw.node, join(field, 'node'), NODE_ID, NODE_ID_HINT)
-    if (!nodeIds.has(node)) reader.fail(join(field, 'node'), `unknown node ${JSON.stringify(node)}`)
-    const event: TimelineEvent = { at, event: kind as TimelineEventKind, node }
-    if (event.event === 'serviceDown' || event.event === 'serviceUp') {
-      if (raw.service === undefined) reader.fail(join(field, 'service'), `is required for ${event.event}`)
-      event.service = reader.string(raw.service, join(field, 'service'), NAME, NAME_HINT)
-      const service = services.find((candidate) => candidate.name === event.service)
-      if (service === undefined) reader.fail(join(field, 'service'), `unknown service ${JSON.stringify(event.service)}`)
-      if (!service.origins.includes(node)) reader.fail(join(field, 'node'), `${node} is not an origin of ${service.name}`)
-    } else if (raw.service !== undefined) {
-      reader.fail(join(field, 'service'), `not allowed for ${event.event}`)
+    if (!(TIMELINE_KINDS as readonly string[]).includes(kind)) reader.fail(join(field, 'event'), `must be one of ${TIMELINE_KINDS.join(', ')}, got ${JSON.stringify(kind)}`)
+    if ((FAULT_EVENTS as readonly string[]).includes(kind)) {
+      faults.push(parseFaultEvent(reader, item, field, kind as FaultEventKind, at, faults.length, context))
+    } else if (kind === 'serviceFlap') {
+      placed.push(...parseFlap(reader, raw, field, at, durationMs, nodeIds, services))
+    } else {
+      placed.push({ event: parseCoreEvent(reader, raw, field, at, kind as TimelineEventKind, nodeIds, services), field, note: '' })
     }
-    const impossible = applyEvent(state, event)
-    if (impossible !== undefined) reader.fail(join(field, 'event'), impossible)
-    return event
   })
+  // Flaps interleave with later items: replay every core event in time order (stable).
+  placed.sort((a, b) => a.event.at - b.event.at)
+  const state: WorldState = { down: new Set(), crashed: new Map() }
+  for (const { event, field, note } of placed) {
+    const impossible = applyEvent(state, event)
+    if (impossible !== undefined) reader.fail(join(field, 'event'), impossible + note)
+  }
+  const withEnds = [...faults, ...faultEnds(faults)].sort((a, b) => a.at - b.at)
+  return { timeline: placed.map(({ event }) => event), faults: withEnds }
+}
+
+function parseCoreEvent (reader: Reader, raw: Record<string, unknown>, field: string, at: number, kind: TimelineEventKind, nodeIds: ReadonlySet<string>, services: ScenarioService[]): TimelineEvent {
+  reader.object(raw, field, ['at', 'event', 'node', 'service', 'state'], ['node'])
+  const node = readNode(reader, raw.node, join(field, 'node'), nodeIds)
+  const event: TimelineEvent = { at, event: kind, node }
+  if (event.event === 'serviceDown' || event.event === 'serviceUp') {
+    event.service = readOriginService(reader, raw, field, event.event, node, services).name
+  } else if (raw.service !== undefined) {
+    reader.fail(join(field, 'service'), `not allowed for ${event.event}`)
+  }
+  if (raw.state !== undefined) {
+    if (event.event !== 'nodeRestart') reader.fail(join(field, 'state'), `not allowed for ${event.event}`)
+    if (raw.state !== 'kept' && raw.state !== 'wiped') reader.fail(join(field, 'state'), `must be "kept" or "wiped", got ${JSON.stringify(raw.state)}`)
+    event.state = raw.state
+  }
+  return event
+}
+
+function readNode (reader: Reader, value: unknown, field: string, nodeIds: ReadonlySet<string>): string {
+  const node = reader.string(value, field, NODE_ID, NODE_ID_HINT)
+  if (!nodeIds.has(node)) reader.fail(field, `unknown node ${JSON.stringify(node)}`)
+  return node
+}
+
+function readOriginService (reader: Reader, raw: Record<string, unknown>, field: string, kind: string, node: string, services: ScenarioService[]): ScenarioService {
+  if (raw.service === undefined) reader.fail(join(field, 'service'), `is required for ${kind}`)
+  const name = reader.string(raw.service, join(field, 'service'), NAME, NAME_HINT)
+  const service = services.find((candidate) => candidate.name === name)
+  if (service === undefined) reader.fail(join(field, 'service'), `unknown service ${JSON.stringify(name)}`)
+  if (!service.origins.includes(node)) reader.fail(join(field, 'node'), `${node} is not an origin of ${service.name}`)
+  return service
+}
+
+/** serviceFlap: `count` cycles of periodMs, each down for downMs (default half the period) then up. */
+function parseFlap (reader: Reader, raw: Record<string, unknown>, field: string, at: number, durationMs: number, nodeIds: ReadonlySet<string>, services: ScenarioService[]): Placed[] {
+  reader.object(raw, field, ['at', 'event', 'node', 'service', 'periodMs', 'count', 'downMs'], ['node', 'periodMs', 'count'])
+  const node = readNode(reader, raw.node, join(field, 'node'), nodeIds)
+  const service = readOriginService(reader, raw, field, 'serviceFlap', node, services)
+  const periodMs = reader.number(raw.periodMs, join(field, 'periodMs'), 2, durationMs)
+  const count = reader.number(raw.count, join(field, 'count'), 1, MAX_FLAPS)
+  const downMs = reader.optionalNumber(raw.downMs, join(field, 'downMs'), 1, periodMs - 1, Math.floor(periodMs / 2))
+  const lastUpMs = at + (count - 1) * periodMs + downMs
+  if (lastUpMs >= durationMs) reader.fail(join(field, 'count'), `${count} flaps of ${periodMs} ms end at ${lastUpMs}, past the run (durationMs ${durationMs})`)
+  const events: Placed[] = []
+  for (let k = 0; k < count; k++) {
+    const downAt = at + k * periodMs
+    events.push({ event: { at: downAt, event: 'serviceDown', node, service: service.name }, field, note: ` (serviceFlap: serviceDown at ${downAt})` })
+    events.push({ event: { at: downAt + downMs, event: 'serviceUp', node, service: service.name }, field, note: ` (serviceFlap: serviceUp at ${downAt + downMs})` })
+  }
+  return events
 }
 
 /** Why an event cannot happen in the state the earlier events left (undefined if it can); applies it. */

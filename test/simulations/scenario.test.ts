@@ -32,7 +32,10 @@ function withTimeline (...timeline: unknown[]): unknown { return { ...base, time
 test('scenario: a minimal scenario gets the default world, expectations and protocol', () => {
   const scenario = parseScenario(base, 'tiny.json')
   assert.is(scenario.source, 'tiny.json')
-  assert.equal(scenario.world, { inflation: 1.5, linkBaseMs: 1, jitterFraction: 0, lossRate: 0 })
+  assert.equal(scenario.world, { inflation: 1.5, linkBaseMs: 1, jitterFraction: 0, jitterMs: 0, lossRate: 0, regions: [] })
+  assert.equal(scenario.clients, [])
+  assert.equal(scenario.faults, [])
+  assert.is(scenario.randomFaults, undefined)
   assert.equal(scenario.expect, { convergenceP99Ms: { serviceDown: 2000, nodeCrash: 3000 }, optimality: 0.99, steadyAfterMs: 8000 })
   assert.equal(scenario.protocol, {})
   assert.is(scenario.services[0]!.preference, 100)
@@ -68,7 +71,7 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['duplicate prefix', { ...base, services: [base.services[0], { ...base.services[0], name: 'web' }] }, /services\[1\]\.prefix: prefix 10\.42\.255\.1\/32 is already used/],
   ['event beyond the duration', withTimeline({ at: 20_000, event: 'nodeCrash', node: 'sin' }), /timeline\[0\]\.at: must be between 0 and 19999, got 20000/],
   ['events out of order', withTimeline({ at: 5000, event: 'nodeCrash', node: 'sin' }, { at: 4000, event: 'nodeCrash', node: 'lon' }), /timeline\[1\]\.at: must not be earlier than timeline\[0\]\.at \(5000\), got 4000/],
-  ['unknown event', withTimeline({ at: 1000, event: 'nodeReboot', node: 'sin' }), /timeline\[0\]\.event: must be one of serviceDown, serviceUp, nodeCrash, nodeRestart, got "nodeReboot"/],
+  ['unknown event', withTimeline({ at: 1000, event: 'nodeReboot', node: 'sin' }), /timeline\[0\]\.event: must be one of serviceDown, serviceUp, nodeCrash, nodeRestart, serviceFlap, partition, loss, delay, reorder, clockSkew, cpuStall, got "nodeReboot"/],
   ['event on an unknown node', withTimeline({ at: 1000, event: 'nodeCrash', node: 'tokyo' }), /timeline\[0\]\.node: unknown node "tokyo"/],
   ['serviceDown without service', withTimeline({ at: 1000, event: 'serviceDown', node: 'fra' }), /timeline\[0\]\.service: is required for serviceDown/],
   ['serviceDown on a non-origin', withTimeline({ at: 1000, event: 'serviceDown', node: 'sin', service: 'api' }), /timeline\[0\]\.node: sin is not an origin of api/],
