@@ -21,6 +21,9 @@ import { Check, findRouteLoops, percentiles, tallyOptimality, type CheckResult, 
 import { createJsonlFileSink, type InspectionSink } from '../src/runtime/inspection.ts'
 import { createFalseDeadSink, type FalseDeadSink } from './false-dead.ts'
 import { SeriesRecorder, sampleIntervalMs, type RunSeries } from './time-series.ts'
+import { FaultInjector, describeFault } from './faults.ts'
+import { withRandomFaults } from './random-faults.ts'
+import { regionLatency } from './latency.ts'
 
 export interface RunOptions {
   /** Progress lines: `seed N` first, a summary, and `reproduce: …` when a check fails. */
@@ -107,9 +110,16 @@ function serviceCheck (node: string, service: ScenarioService): ServiceConfig['c
   return { kind: 'http', url: `http://${node}.sim/${service.name}/health` }
 }
 
+/** The scenario's latency model, region-pair overrides included (the checkers judge by it too). */
+function latencyModel (scenario: Scenario): LatencyModel {
+  const { inflation, linkBaseMs, regions } = scenario.world
+  return regions.length === 0 ? { inflation, linkBaseMs } : { inflation, linkBaseMs, regions }
+}
+
 function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[]): SimWorld {
   const where = new Map<string, Coordinates>(scenario.nodes.map((node) => [node.id, node]))
-  const model: LatencyModel = { inflation: scenario.world.inflation, linkBaseMs: scenario.world.linkBaseMs }
+  const model = latencyModel(scenario)
+  const { jitterFraction, jitterMs } = scenario.world
   const { protocol } = scenario
   const timing: Partial<typeof defaultNodeTiming> = {}
   if (protocol.serviceProbe !== undefined) timing.serviceProbe = { ...defaultNodeTiming.serviceProbe, ...protocol.serviceProbe }
@@ -123,8 +133,10 @@ function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[])
     ids: scenario.nodes.map((node) => node.id),
     degree: scenario.degree,
     lossRate: scenario.world.lossRate,
-    ...(scenario.world.jitterFraction > 0 ? { jitter: { fraction: scenario.world.jitterFraction } } : {}),
+    ...(jitterFraction > 0 || jitterMs > 0 ? { jitter: { fraction: jitterFraction, ms: jitterMs } } : {}),
     latency: (a, b) => oneWayLatencyMs(where.get(a)!, where.get(b)!, model),
+    ...(model.regions?.some((entry) => entry.jitterMs !== undefined) === true ? { linkJitterMs: (a: string, b: string) => regionLatency(where.get(a)!, where.get(b)!, model)?.jitterMs ?? 0 } : {}),
+    nat: (index) => scenario.nodes[index]!.nat === true,
     location: (index) => {
       const node = scenario.nodes[index]!
       return { lat: node.lat, lon: node.lon, ...(node.region === undefined ? {} : { region: node.region }) }
@@ -164,7 +176,8 @@ class Observer {
   watch (id: string, host: NodeHost): void {
     for (const chosen of this.chosen.values()) chosen.set(id, undefined)
     host.controlPlane.onRouteChange((change) => {
-      if (this.world.hosts.get(id) === host && this.live.has(id)) this.routeChanged(id, change)
+      // Timed by the shared clock: a node's own clock may be skewed (clockSkew faults).
+      if (this.world.hosts.get(id) === host && this.live.has(id)) this.routeChanged(id, { ...change, atMs: this.world.clock.now() })
     })
   }
 
@@ -322,7 +335,7 @@ async function applyEvent (world: SimWorld, observer: Observer, meters: Meters, 
       // SimNetwork.restart zeroes the node's counters; keep what it sent in its first life.
       meters.restartedTraffic = addStats(meters.restartedTraffic, world.network.overlay(event.node)!.stats())
       observer.abandon(event.node, servedHere.map((service) => service.prefix))
-      const host = await world.restartNode(event.node)
+      const host = await world.restartNode(event.node, { state: event.state ?? 'kept' })
       observer.live.add(event.node)
       observer.watch(event.node, host)
       break
@@ -396,24 +409,26 @@ function mapFrame (observer: Observer, outputs: Outputs, atMs: number, events: T
 }
 
 /** Run `scenario` once with `seed`. Never throws for a failed check: the result says so. */
-export async function runScenario (scenario: Scenario, seed: number, options: RunOptions = {}): Promise<RunResult> {
+export async function runScenario (written: Scenario, seed: number, options: RunOptions = {}): Promise<RunResult> {
   const log = options.log ?? (() => {})
-  const file = options.file ?? scenario.source
+  const file = options.file ?? written.source
   log(`seed ${seed}`)
+  const scenario = withRandomFaults(written, seed)
   const wallStart = performance.now()
-  const model: LatencyModel = { inflation: scenario.world.inflation, linkBaseMs: scenario.world.linkBaseMs }
+  const model = latencyModel(scenario)
   const checkEveryMs = options.loopCheckIntervalMs ?? 500
   let observed: { observer: Observer, world: SimWorld } | undefined
   const outputs = createOutputs(scenario, options, checkEveryMs, () => observed)
   try {
     const world = createWorld(scenario, seed, [outputs.falseDead, ...(outputs.trace === undefined ? [] : [outputs.trace.sink])])
+    const faults = new FaultInjector(world)
     const observer = new Observer(scenario, world)
     observed = { observer, world }
     observer.onRouteChange = (prefix) => outputs.series?.routeChanged(prefix)
     const meters: Meters = { loops: new Check(), optimality: new Check(), optimalPairs: 0, pairs: 0, instants: [], restartedTraffic: zeroStats(), windowStart: undefined }
     const { steadyAfterMs } = scenario.expect
     await world.start()
-    const instants = [...new Set(scenario.timeline.map((event) => event.at))]
+    const instants = [...new Set([...scenario.timeline, ...scenario.faults].map((event) => event.at))].sort((a, b) => a - b)
     let lastEventMs = 0
     for (const atMs of [...instants, scenario.durationMs]) {
       await advance(world, observer, meters, atMs, checkEveryMs, (checkMs) => { observeInstant(world, observer, outputs, options, checkMs) })
@@ -427,6 +442,8 @@ export async function runScenario (scenario: Scenario, seed: number, options: Ru
         log(`seed ${seed} t=${atMs / 1000} s: ${event.event} ${event.node}${event.service === undefined ? '' : ` ${event.service}`} (wall ${((performance.now() - wallStart) / 1000).toFixed(1)} s)`)
         await applyEvent(world, observer, meters, event)
       }
+      for (const fault of scenario.faults) if (fault.at === atMs) log(`seed ${seed} t=${atMs / 1000} s: ${describeFault(fault)}`)
+      faults.applyAt(scenario.faults, atMs)
       options.inject?.(world, atMs)
       lastEventMs = atMs
     }

@@ -176,12 +176,12 @@ export function parseFaultEvent (reader: Reader, value: unknown, field: string, 
   }
 }
 
-/** The end of every fault that has a durationMs, as faultEnd events (ids continue after `faults`). */
-export function faultEnds (faults: readonly FaultEvent[]): FaultEvent[] {
+/** The end of every fault of `faults` that has a durationMs, as faultEnd events numbered from `firstId`. */
+export function faultEnds (faults: readonly FaultEvent[], firstId: number): FaultEvent[] {
   const ends: FaultEvent[] = []
   for (const fault of faults) {
     if (fault.event === 'faultEnd' || fault.event === 'clockSkew' || fault.event === 'cpuStall' || fault.durationMs === undefined) continue
-    ends.push({ at: fault.at + fault.durationMs, id: faults.length + ends.length, origin: fault.origin, event: 'faultEnd', ends: fault.id })
+    ends.push({ at: fault.at + fault.durationMs, id: firstId + ends.length, origin: fault.origin, event: 'faultEnd', ends: fault.id })
   }
   return ends
 }

@@ -168,7 +168,7 @@ export const defaultScenarioExpect: ScenarioExpect = {
 }
 
 /** Bounds that keep one run inside a machine's memory and a person's patience. */
-export const MAX_NODES = 5000
+export const MAX_NODES = 10_000
 export const MAX_DURATION_MS = 3_600_000
 export const MAX_TIMELINE_EVENTS = 1000
 const MAX_SERVICES = 64
@@ -560,7 +560,7 @@ function parseTimeline (reader: Reader, value: unknown, durationMs: number, node
     const impossible = applyEvent(state, event)
     if (impossible !== undefined) reader.fail(join(field, 'event'), impossible + note)
   }
-  const withEnds = [...faults, ...faultEnds(faults)].sort((a, b) => a.at - b.at)
+  const withEnds = [...faults, ...faultEnds(faults, faults.length)].sort((a, b) => a.at - b.at)
   return { timeline: placed.map(({ event }) => event), faults: withEnds }
 }
 

@@ -60,7 +60,7 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['world loss above bound', { ...base, world: { lossRate: 0.9 } }, /world\.lossRate: must be between 0 and 0\.5, got 0\.9/],
   ['world inflation below 1', { ...base, world: { inflation: 0.5 } }, /world\.inflation: must be between 1 and 10/],
   ['generate site weight', { ...base, nodes: undefined, generate: { count: 10, sites: [{ name: 'a', lat: 0, lon: 0, weight: 0 }] } }, /generate\.sites\[0\]\.weight: must be between 0\.001/],
-  ['generate fewer nodes than sites', { ...base, nodes: undefined, generate: { count: 2, sites: [{ name: 'a', lat: 0, lon: 0 }, { name: 'b', lat: 1, lon: 1 }, { name: 'c', lat: 2, lon: 2 }] } }, /generate\.count: must be between 3 and 5000, got 2/],
+  ['generate fewer nodes than sites', { ...base, nodes: undefined, generate: { count: 2, sites: [{ name: 'a', lat: 0, lon: 0 }, { name: 'b', lat: 1, lon: 1 }, { name: 'c', lat: 2, lon: 2 }] } }, /generate\.count: must be between 3 and 10000, got 2/],
   ['generate duplicate site', { ...base, nodes: undefined, generate: { count: 5, sites: [{ name: 'a', lat: 0, lon: 0 }, { name: 'a', lat: 1, lon: 1 }] } }, /generate\.sites\[1\]\.name: duplicate site "a"/],
   ['no services', { ...base, services: [] }, /services: must have at least 1 entry/],
   ['service prefix not CIDR', { ...base, services: [{ ...base.services[0], prefix: '10.42.255.300/32' }] }, /services\[0\]\.prefix: .*300/],
