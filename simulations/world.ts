@@ -7,7 +7,7 @@ import { SimNetwork } from '../src/runtime/sim-network.ts'
 import { InspectionBus, createHashSink, type InspectionSink } from '../src/runtime/inspection.ts'
 import { createMemoryLogger } from '../src/runtime/logger.ts'
 import { createMemoryMetrics } from '../src/runtime/metrics.ts'
-import { defaultNodeTiming, NodeHost } from '../src/runtime/node.ts'
+import { defaultNodeTiming, NodeHost, type NodeHostConfig } from '../src/runtime/node.ts'
 import { defaultPeerSessionConfig, type PeerSessionConfig } from '../src/actors/peer-session.ts'
 import type { PeerId, Random, Signer } from '../src/runtime/ports.ts'
 import { KeyDirectory, createSimSigner } from '../src/runtime/signing.ts'
@@ -42,7 +42,7 @@ export interface WorldOptions {
   /** NodeHostConfig.maxSessions; default DEFAULT_MAX_SESSIONS. */
   maxSessions?: number
   /** Replicated state on every node (NodeHostConfig.state), each on an in-memory disk that survives its restarts. */
-  state?: { antiEntropyIntervalMs?: number }
+  state?: NodeHostConfig['state']
   /** Nodes behind NAT (SimNetwork.setNat): they dial out but cannot be dialled. None by default. */
   nat?: (index: number, id: PeerId) => boolean
   /** Extra jitter spread of one link (SimNetworkOptions.linkJitterMs); none by default. */

@@ -18,7 +18,22 @@ import type { Counter, OverlayMessage, PeerId, Prober, ProbeTarget } from './por
 import type { NodeComponents } from './node.ts'
 
 /** The node's components, with the prober built. */
-export type ControlPlaneComponents = Omit<NodeComponents, 'makeProber'> & { prober: Prober }
+export type ControlPlaneComponents = Omit<NodeComponents, 'makeProber'> & { prober: Prober, originValidation?: OriginValidation }
+
+/**
+ * Route-origin validation (like RPKI ROV): may `origin` announce `prefix`? 'not-anycast' for
+ * prefixes outside the anycast pool, which are not validated. `onChange` fires when the answer may
+ * have changed (a lease was written).
+ */
+export interface OriginValidation {
+  validate(prefix: string, origin: PeerId): 'valid' | 'invalid' | 'not-anycast'
+  onChange(listener: () => void): () => void
+}
+
+/** An origin's invalid announcements are logged once per this window. */
+const INVALID_ORIGIN_LOG_WINDOW_MS = 60_000
+/** Announcements held until their origin's lease arrives, at most. */
+const MAX_HELD_ANNOUNCEMENTS = 4096
 
 export interface ControlPlaneConfig {
   nodeName: string
@@ -139,13 +154,69 @@ export class ControlPlane {
     this.unsubscribe = overlay.subscribe(this.config.routesTopic, (message) => {
       this.applyUpdate(this.validated.get(message.data) ?? this.decodeQuietly(message.data), undefined)
     })
+    this.unsubscribeValidation = this.components.originValidation?.onChange(() => { this.revalidate() })
     this.scheduleRefresh()
+  }
+
+  // ---- origin validation ----------------------------------------------------------------------
+
+  /** Announcements from origins without a lease (yet), by prefix and origin: the lease may be on its way. */
+  private readonly held = new Map<string, SignedAnnouncement>()
+  /** Local announcements waiting for this node's own anycast lease. */
+  private readonly heldLocal = new Map<string, { service: ServiceConfig, attributes: RouteAttributes | undefined }>()
+  private readonly invalidLogged = new Map<string, number>()
+  private unsubscribeValidation: (() => void) | undefined
+
+  /** False (and counted, logged once per origin per window, held for a lease to arrive) when the origin may not announce it. */
+  private originAllowed (signed: SignedAnnouncement): boolean {
+    const { announcement } = signed
+    const validation = this.components.originValidation
+    if (validation === undefined || announcement.withdrawn) return true
+    if (validation.validate(announcement.prefix, announcement.origin) !== 'invalid') return true
+    this.counters.rejected.inc({ reason: 'no-lease' })
+    const now = this.components.clock.now()
+    const last = this.invalidLogged.get(announcement.origin)
+    if (last === undefined || now - last >= INVALID_ORIGIN_LOG_WINDOW_MS) {
+      if (this.invalidLogged.size >= MAX_HELD_ANNOUNCEMENTS) this.invalidLogged.clear()
+      this.invalidLogged.set(announcement.origin, now)
+      this.components.logger.warn('ignored an announcement from an origin without a lease for its prefix', { origin: announcement.origin, prefix: announcement.prefix })
+    }
+    const key = `${announcement.prefix} ${announcement.origin}`
+    const known = this.held.get(key)
+    if (known === undefined || known.announcement.seq < announcement.seq) {
+      if (known === undefined && this.held.size >= MAX_HELD_ANNOUNCEMENTS) return false
+      this.held.set(key, signed)
+    }
+    return false
+  }
+
+  /** Leases changed: apply what was held and is now valid, announce what waited for our own lease. */
+  private revalidate (): void {
+    if (!this.running) return
+    const validation = this.components.originValidation
+    if (validation === undefined) return
+    const now = this.components.clock.now()
+    const changed: string[] = []
+    for (const [key, signed] of this.held) {
+      if (validation.validate(signed.announcement.prefix, signed.announcement.origin) === 'invalid') continue
+      this.held.delete(key)
+      const result = this.table.applyAnnouncement(signed, now)
+      if (result.changedPrefix !== undefined) { changed.push(result.changedPrefix); this.counters.applied.inc() }
+    }
+    if (changed.length > 0) { this.routesChanged(changed); this.syncOriginProbers() }
+    for (const [prefix, local] of this.heldLocal) {
+      if (validation.validate(prefix, this.components.signer.nodeId) === 'invalid') continue
+      this.heldLocal.delete(prefix)
+      this.originate(local.service, local.attributes, false)
+    }
   }
 
   stop (): void {
     this.running = false
     this.unsubscribe?.()
     this.unsubscribe = undefined
+    this.unsubscribeValidation?.()
+    this.unsubscribeValidation = undefined
     this.components.overlay.setValidator(this.config.routesTopic, undefined)
     if (this.refreshTimer !== undefined) this.components.clock.clearTimeout(this.refreshTimer)
     this.refreshTimer = undefined
@@ -291,6 +362,12 @@ export class ControlPlane {
   /** Sign and spread this node's (re-)announcement or withdrawal of a local prefix. */
   private originate (service: ServiceConfig, attributes: RouteAttributes | undefined, withdrawn: boolean): void {
     const { signer, clock, overlay } = this.components
+    // Without our own lease for the prefix nobody would accept it: wait for the lease.
+    if (!withdrawn && this.components.originValidation?.validate(service.prefix, signer.nodeId) === 'invalid') {
+      this.heldLocal.set(service.prefix, { service, attributes })
+      return
+    }
+    this.heldLocal.delete(service.prefix)
     this.lastSeq = nextSequence(this.lastSeq, clock.now())
     const signed = signAnnouncement({
       prefix: service.prefix,
@@ -347,6 +424,7 @@ export class ControlPlane {
       if (signed.announcement.origin === this.components.signer.nodeId) continue
       // Gossip was verified by the validator; session updates are verified here.
       if (neighbour !== undefined && !this.verified(signed, neighbour)) continue
+      if (!this.originAllowed(signed)) continue
       const result = this.table.applyAnnouncement(signed, now)
       if (result.changedPrefix !== undefined) { changed.add(result.changedPrefix); this.counters.applied.inc() }
     }

@@ -10,8 +10,10 @@ import { createSupervisor, type ChildSpec, type Supervisor, type SupervisionTree
 import { xstateInspector, type InspectionBus } from './inspection.ts'
 import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Store, Unsubscribe, Counter, Verifier } from './ports.ts'
 import { StateReplicator } from './state-replicator.ts'
+import { DEFAULT_LEASE_MS, LeaseManager } from './lease-manager.ts'
+import { parseIpamConfig, type IpamConfigInput } from '../protocols/ipam.ts'
 import type { NodeLocation, ServiceConfig } from './config.ts'
-import { ControlPlane, defaultControlPlaneTiming } from './control-plane.ts'
+import { ControlPlane, defaultControlPlaneTiming, type OriginValidation } from './control-plane.ts'
 import { createPeerProbes, type PeerProbes } from './probers.ts'
 import type { HealthProberPolicy } from '../actors/health-prober.ts'
 
@@ -54,8 +56,8 @@ export interface NodeHostConfig {
   drainMs: number
   /** The IP address DNS answers give for this node, sent in heartbeats (GeoDNS). */
   address?: string
-  /** Replicated state (state-replicator.ts): off unless given. */
-  state?: { antiEntropyIntervalMs?: number }
+  /** Replicated state (state-replicator.ts), IP leases and origin validation: off unless given. */
+  state?: { antiEntropyIntervalMs?: number, ipam?: IpamConfigInput, leaseMs?: number }
 }
 
 export const DEFAULT_MAX_SESSIONS = 32
@@ -118,6 +120,8 @@ export class NodeHost {
   readonly controlPlane: ControlPlane
   /** The replicated state, when config.state is set. */
   readonly replicator: StateReplicator | undefined
+  /** This node's IP leases over the replicated state, and origin validation. */
+  readonly leases: LeaseManager | undefined
   private peerProbes: PeerProbes | undefined
   private readonly members = new Map<PeerId, Member>()
   /** Sessions in `established`, kept by their actors' subscriptions: the control plane asks on every update. */
@@ -144,8 +148,35 @@ export class NodeHost {
       probe: async (target, options) => await (prober ??= this.prober()).probe(target, options),
       probeVia: async (via, target, options) => await (prober ??= this.prober()).probeVia(via, target, options)
     }
+    this.replicator = config.state === undefined
+      ? undefined
+      : new StateReplicator(
+        { clock, random: random.fork('state'), overlay: components.overlay, signer: components.signer, verifier: components.verifier, logger: components.logger, metrics: components.metrics },
+        {
+          topic: topicName(config.networkId, 'state'),
+          ...(components.store === undefined ? {} : { store: components.store }),
+          ...(config.state.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.state.antiEntropyIntervalMs }),
+          peers: () => this.establishedPeers().map((peer) => peer.peerId)
+        })
+    this.leases = this.replicator === undefined
+      ? undefined
+      : new LeaseManager({ clock, replicator: this.replicator, inspector, logger: components.logger, metrics: components.metrics }, {
+        nodeId: components.overlay.peerId,
+        nodeName: config.name,
+        ipam: parseIpamConfig(config.state?.ipam ?? {}),
+        leaseMs: config.state?.leaseMs ?? DEFAULT_LEASE_MS,
+        services: config.services
+      })
+    const leases = this.leases
+    const replicator = this.replicator
+    const originValidation: OriginValidation | undefined = leases === undefined || replicator === undefined
+      ? undefined
+      : {
+          validate: (prefix, origin) => leases.validateOrigin(prefix, origin),
+          onChange: (listener) => replicator.onChange((change) => { if (change.signed.op.collection === 'leases') listener() })
+        }
     this.controlPlane = new ControlPlane(
-      { ...components, prober: lazyProber },
+      { ...components, prober: lazyProber, ...(originValidation === undefined ? {} : { originValidation }) },
       {
         nodeName: config.name,
         routesTopic: topicName(config.networkId, 'routes'),
@@ -161,16 +192,6 @@ export class NodeHost {
       (peer, payload) => { this.sessionActor(peer)?.send({ type: 'session.send.update', payload }) },
       () => this.establishedPeers()
     )
-    this.replicator = config.state === undefined
-      ? undefined
-      : new StateReplicator(
-        { clock, random: random.fork('state'), overlay: components.overlay, signer: components.signer, verifier: components.verifier, logger: components.logger, metrics: components.metrics },
-        {
-          topic: topicName(config.networkId, 'state'),
-          ...(components.store === undefined ? {} : { store: components.store }),
-          ...(config.state.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.state.antiEntropyIntervalMs }),
-          peers: () => this.establishedPeers().map((peer) => peer.peerId)
-        })
     this.root = createSupervisor({
       ...defaults,
       id: 'root',
@@ -187,7 +208,15 @@ export class NodeHost {
           }
         },
         this.heartbeatSpec(),
-        ...this.controlPlane.childSpecs()
+        ...this.controlPlane.childSpecs(),
+        ...(this.leases === undefined
+          ? []
+          : [{
+              id: 'leases',
+              kind: 'supervisor' as const,
+              restart: 'permanent' as const,
+              start: () => ({ kind: 'supervisor' as const, supervisor: createSupervisor({ ...defaults, id: 'leases', strategy: 'one_for_one', intensity: 10, periodMs: 10_000, parent: 'root', children: this.leases!.specs() }) })
+            }])
       ],
       onEscalate: (error) => {
         components.logger.error('root supervisor gave up; stopping the node', { error: error.message })
