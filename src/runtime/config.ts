@@ -7,6 +7,7 @@ import { formatAddress, parseAddress, parsePrefix } from '../protocols/cidr.ts'
 import { DEFAULT_DNS_PORT, DEFAULT_TTL_S, DEFAULT_ZONE } from '../protocols/dns-answer.ts'
 import { DEFAULT_MAX_ORIGINS } from '../protocols/nearest.ts'
 import { DISTANCE_STRATEGIES, type DistanceStrategy } from '../protocols/geo.ts'
+import { DEFAULT_ANYCAST_CIDR, DEFAULT_OVERLAY_CIDR, IpamConfigError, parseIpamConfig } from '../protocols/ipam.ts'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -76,6 +77,25 @@ export interface DnsConfig {
 export const DEFAULT_FAILOVER_TTL_S = 5
 export const DEFAULT_FAILOVER_WINDOW_S = 30
 
+/** Replicated state, IPAM and leases (`state` section; on by default). */
+export interface StateConfig {
+  enabled: boolean
+  /** The overlay's address space; default 10.42.0.0/16. */
+  overlayCidr: string
+  /** The pool service anycast addresses come from, inside the overlay; default 10.42.255.0/24. */
+  anycastCidr: string
+  leaseMs: number
+  antiEntropyIntervalMs: number
+}
+
+export const defaultStateConfig: StateConfig = {
+  enabled: true,
+  overlayCidr: DEFAULT_OVERLAY_CIDR,
+  anycastCidr: DEFAULT_ANYCAST_CIDR,
+  leaseMs: 60_000,
+  antiEntropyIntervalMs: 5_000
+}
+
 export interface NodeConfig {
   /** Human name of this node, e.g. "fra". */
   name: string
@@ -98,6 +118,7 @@ export interface NodeConfig {
   /** The network's pre-shared key file (network-key.ts); without one the network is open to anyone who can connect. */
   networkKeyFile?: string
   dns?: DnsConfig
+  state: StateConfig
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
@@ -322,6 +343,37 @@ function parseDns (fields: Fields, value: unknown, field: string): DnsConfig {
   return dns
 }
 
+// ---- state -----------------------------------------------------------------------------------
+
+const STATE_KEYS = ['enabled', 'overlayCidr', 'anycastCidr', 'leaseMs', 'antiEntropyIntervalMs'] as const
+
+function parseState (fields: Fields, value: unknown, field: string): StateConfig {
+  const state = { ...defaultStateConfig }
+  if (value === undefined) return state
+  const raw = fields.object(value, field, STATE_KEYS)
+  const at = (key: string): string => join(field, key)
+  if (raw.enabled !== undefined) {
+    if (typeof raw.enabled !== 'boolean') fields.fail(at('enabled'), `must be true or false, got ${describe(raw.enabled)}`)
+    state.enabled = raw.enabled
+  }
+  const overlayCidr = raw.overlayCidr === undefined ? undefined : fields.string(raw.overlayCidr, at('overlayCidr'), { maxLength: 64 })
+  const anycastCidr = raw.anycastCidr === undefined ? undefined : fields.string(raw.anycastCidr, at('anycastCidr'), { maxLength: 64 })
+  // Leases renew at T1 = half the lease (RFC 2131 §4.4.5): below 5 s that is a write every 2.5 s per lease.
+  if (raw.leaseMs !== undefined) state.leaseMs = fields.number(raw.leaseMs, at('leaseMs'), 5_000, 86_400_000)
+  if (raw.antiEntropyIntervalMs !== undefined) state.antiEntropyIntervalMs = fields.number(raw.antiEntropyIntervalMs, at('antiEntropyIntervalMs'), 100, 3_600_000)
+  // Without anycastCidr, a custom overlay gets IPAM's default pool: its last 1/256.
+  try {
+    const ipam = parseIpamConfig({ ...(overlayCidr === undefined ? {} : { overlayCidr }), ...(anycastCidr === undefined ? {} : { anycastCidr }) })
+    state.overlayCidr = ipam.overlay.prefix
+    state.anycastCidr = ipam.anycast.prefix
+  } catch (error) {
+    if (!(error instanceof IpamConfigError)) throw error
+    const given = error.field === 'overlayCidr' ? overlayCidr : anycastCidr
+    fields.fail(at(error.field), given === undefined || error.reason.includes(given) ? error.reason : `${error.reason}, got ${JSON.stringify(given)}`)
+  }
+  return state
+}
+
 /** The first listen address that names one interface (not 0.0.0.0 or ::): on formnet, the overlay IP. */
 export function defaultDnsAddress (listen: readonly string[]): string | undefined {
   for (const address of listen) {
@@ -335,7 +387,7 @@ export function defaultDnsAddress (listen: readonly string[]): string | undefine
   return undefined
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns'] as const
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -353,7 +405,8 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     session: parseSession(fields, raw.session, 'session'),
     services: parseServices(fields, raw.services),
     probe: parseProbePolicy(fields, raw.probe),
-    logLevel: 'info'
+    logLevel: 'info',
+    state: parseState(fields, raw.state, 'state')
   }
   if (raw.demoServicePort !== undefined) config.demoServicePort = fields.number(raw.demoServicePort, 'demoServicePort', 0, 65535)
   config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })

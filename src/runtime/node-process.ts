@@ -1,7 +1,7 @@
 // `form-anycast node --config FILE`: one node agent in this process, on real libp2p, the real
 // clock and the disk. Prints one ready line on stdout, then runs until SIGINT/SIGTERM.
 import { mkdirSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { loadNodeConfig, ConfigError, type NodeConfig } from './config.ts'
 import { loadOrCreateNodeKey } from './node-key.ts'
 import { NetworkKeyError, readNetworkKey } from './network-key.ts'
@@ -18,6 +18,9 @@ import { KeyDirectory, signerFromLibp2pKey } from './signing.ts'
 import { createNetProber } from './probers.ts'
 import { startDemoService, type DemoService } from './demo-service.ts'
 import { locateNode, openDnsGeoIp, startNodeDns, type NodeDns } from './node-dns.ts'
+import { LevelStore } from './level-store.ts'
+import { StoreError } from './memory-store.ts'
+import { StatePersistenceError } from './state-persistence.ts'
 
 export interface RunningNode {
   host: NodeHost
@@ -27,6 +30,28 @@ export interface RunningNode {
   stop(): Promise<void>
 }
 
+/** Where the replicated state lives: LevelDB under the data directory. */
+export function stateDirectory (dataDir: string): string { return join(dataDir, 'state') }
+
+/**
+ * Opens the node's state store before any socket, so a store another process holds (LevelDB's
+ * lock) or a corrupt one fails start-up with nothing to undo, naming `dataDir`.
+ */
+async function openStateStore (config: NodeConfig, dataDir: string, configPath: string): Promise<LevelStore | undefined> {
+  if (!config.state.enabled) return undefined
+  const directory = stateDirectory(dataDir)
+  const store = new LevelStore({ directory })
+  try { await store.open() } catch (error) {
+    if (!(error instanceof StoreError)) throw error
+    const cause = (error.cause as { cause?: { code?: string }, code?: string } | undefined)
+    const locked = cause?.code === 'LEVEL_LOCKED' || cause?.cause?.code === 'LEVEL_LOCKED'
+    throw new ConfigError(configPath, 'dataDir', locked
+      ? `the state store ${directory} is locked: another form-anycast node runs with this data directory`
+      : `cannot open the state store ${directory}: ${error.message}`)
+  }
+  return store
+}
+
 export async function startNode (config: NodeConfig, configPath: string): Promise<RunningNode> {
   const logger = createPinoLogger({ level: config.logLevel, bindings: { node: config.name } })
   const dataDir = resolve(config.dataDir)
@@ -34,6 +59,23 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     throw new ConfigError(configPath, 'dataDir', `cannot create ${dataDir}: ${(error as Error).message}`)
   }
   const privateKey = await loadOrCreateNodeKey(dataDir)
+  const store = await openStateStore(config, dataDir, configPath)
+  try {
+    return await startWithStore(config, configPath, { logger, privateKey, store })
+  } catch (error) {
+    await store?.close()
+    if (error instanceof StatePersistenceError) throw new ConfigError(configPath, 'dataDir', `cannot load the state store ${stateDirectory(dataDir)}: ${error.message}`)
+    throw error
+  }
+}
+
+interface Opened {
+  logger: ReturnType<typeof createPinoLogger>
+  privateKey: Awaited<ReturnType<typeof loadOrCreateNodeKey>>
+  store: LevelStore | undefined
+}
+
+async function startWithStore (config: NodeConfig, configPath: string, { logger, privateKey, store }: Opened): Promise<RunningNode> {
   let networkKey: Uint8Array | undefined
   if (config.networkKeyFile !== undefined) {
     try { networkKey = await readNetworkKey(resolve(config.networkKeyFile)) } catch (error) {
@@ -72,7 +114,8 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     inspector,
     signer: signerFromLibp2pKey(overlay.peerId, privateKey),
     verifier: new KeyDirectory({ fromPeerIds: true }),
-    makeProber: (peers) => createNetProber(peers, clock)
+    makeProber: (peers) => createNetProber(peers, clock),
+    ...(store === undefined ? {} : { store })
   }, {
     name: config.name,
     networkId: config.networkId,
@@ -82,7 +125,16 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     services: config.services,
     serviceProbe: { ...defaultNodeTiming.serviceProbe, ...config.probe },
     ...(location === undefined ? {} : { location }),
-    ...(dnsConfig?.address === undefined ? {} : { address: dnsConfig.address })
+    ...(dnsConfig?.address === undefined ? {} : { address: dnsConfig.address }),
+    ...(store === undefined
+      ? {}
+      : {
+          state: {
+            antiEntropyIntervalMs: config.state.antiEntropyIntervalMs,
+            leaseMs: config.state.leaseMs,
+            ipam: { overlayCidr: config.state.overlayCidr, anycastCidr: config.state.anycastCidr }
+          }
+        })
   })
   const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port })
   let demo: DemoService | undefined
@@ -106,7 +158,15 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     if (error instanceof PortInUseError) throw new ConfigError(configPath, 'statusApi.port', error.message)
     throw error
   }
-  await host.start()
+  try {
+    await host.start()
+  } catch (error) {
+    await dns?.stop()
+    await demo?.stop()
+    await api.stop()
+    await overlay.stop()
+    throw error
+  }
   let stopping: Promise<void> | undefined
   return {
     host,
@@ -115,7 +175,10 @@ export async function startNode (config: NodeConfig, configPath: string): Promis
     stop: async () => {
       stopping ??= (async () => {
         await dns?.stop()
+        // NodeHost.stop stops the replicator, which closes the store; closing is idempotent, so
+        // this only makes sure LevelDB's lock is released before the process exits.
         await host.stop()
+        await store?.close()
         await demo?.stop()
         await api.stop()
         trace?.close()

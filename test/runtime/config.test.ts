@@ -58,7 +58,16 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['dns geoip path empty', { ...base, dns: { geoip: { path: [] } } }, /dns\.geoip\.path: must name at least one \.mmdb file/],
   ['dns geoip unknown key', { ...base, dns: { geoip: { file: 'x' } } }, /dns\.geoip\.file: unknown key/],
   ['dns fallback address', { ...base, dns: { fallback: { api: ['192.0.2.1', 'nope'] } } }, /dns\.fallback\.api\[1\]: must be an IPv4 or IPv6 address/],
-  ['dns fallback service', { ...base, dns: { fallback: { 'API!': [] } } }, /dns\.fallback\.API!: service name must be/]
+  ['dns fallback service', { ...base, dns: { fallback: { 'API!': [] } } }, /dns\.fallback\.API!: service name must be/],
+  ['state not an object', { ...base, state: 'on' }, /state: must be an object, got the string "on"/],
+  ['state unknown key', { ...base, state: { leaseTtl: 5 } }, /state\.leaseTtl: unknown key/],
+  ['state enabled type', { ...base, state: { enabled: 1 } }, /state\.enabled: must be true or false, got number 1/],
+  ['state overlay public', { ...base, state: { overlayCidr: '8.8.0.0/16' } }, /state\.overlayCidr: 8\.8\.0\.0\/16 is not a private range/],
+  ['state overlay malformed', { ...base, state: { overlayCidr: '10.42.0.0/40' } }, /state\.overlayCidr: .*got "10\.42\.0\.0\/40"/],
+  ['state anycast outside overlay', { ...base, state: { anycastCidr: '10.43.255.0/24' } }, /state\.anycastCidr: 10\.43\.255\.0\/24 must lie strictly inside the overlay 10\.42\.0\.0\/16/],
+  ['state anycast family', { ...base, state: { anycastCidr: 'fd00::/64' } }, /state\.anycastCidr: fd00::\/64 is IPv6 but the overlay 10\.42\.0\.0\/16 is IPv4/],
+  ['state lease too short', { ...base, state: { leaseMs: 1000 } }, /state\.leaseMs: must be between 5000 and 86400000, got 1000/],
+  ['state anti-entropy type', { ...base, state: { antiEntropyIntervalMs: '5s' } }, /state\.antiEntropyIntervalMs: must be a number, got the string "5s"/]
 ]
 
 test('config: dns defaults (zone, port 5353, TTL 30/5, 3 answers, GeoIP required) and the address from listen', () => {
@@ -77,6 +86,18 @@ test('config: dns defaults (zone, port 5353, TTL 30/5, 3 answers, GeoIP required
   assert.is(custom.address, '2001:db8::1')
   assert.equal(custom.geoip, { paths: ['a.mmdb'], mode: 'optional' })
   assert.equal(custom.fallback, { api: ['192.0.2.1'] })
+})
+
+test('config: state defaults (on, 10.42.0.0/16 with pool 10.42.255.0/24, 60 s leases); a custom overlay gets its last /24 as pool', () => {
+  assert.equal(parseNodeConfig(base, 'node.json').state, {
+    enabled: true, overlayCidr: '10.42.0.0/16', anycastCidr: '10.42.255.0/24', leaseMs: 60_000, antiEntropyIntervalMs: 5000
+  })
+  const custom = parseNodeConfig({ ...base, state: { overlayCidr: '10.50.0.0/16', leaseMs: 20_000 } }, 'node.json').state
+  assert.is(custom.anycastCidr, '10.50.255.0/24')
+  assert.is(custom.leaseMs, 20_000)
+  const v6 = parseNodeConfig({ ...base, state: { overlayCidr: 'FD00:42::/48', anycastCidr: 'fd00:42:0:1::/64' } }, 'node.json').state
+  assert.equal([v6.overlayCidr, v6.anycastCidr], ['fd00:42::/48', 'fd00:42:0:1::/64'], 'canonical text')
+  assert.is(parseNodeConfig({ ...base, state: { enabled: false } }, 'node.json').state.enabled, false)
 })
 
 for (const [label, value, pattern] of rejected) {
