@@ -7,6 +7,7 @@ import { runNodeCommand } from './node-process.ts'
 import { MAX_UP_NODES, loadCluster, runUp } from './up.ts'
 import { DEFAULT_DNS_PORT } from '../protocols/dns-answer.ts'
 import { runStatusCommand, StatusFetchError } from './status-command.ts'
+import { runServiceRegister } from './service-command.ts'
 import { NodeKeyError } from './node-key.ts'
 import { NetworkKeyError, writeNetworkKeyFile } from './network-key.ts'
 import { InvalidOverlayAddressError } from './libp2p-node.ts'
@@ -90,6 +91,15 @@ export async function main (argv: string[], io: CliIo = defaultIo): Promise<numb
     .option('--json', 'print JSON instead of tables', false)
     .action(async (options: { api: string, json: boolean }) => {
       exitCode = await runStatusCommand({ api: options.api, json: options.json, write: io.out })
+    })
+
+  const service = program.command('service').description('services in the replicated state')
+  service.command('register')
+    .description('register a service: the node allocates its anycast address from the pool and stores it durably')
+    .argument('<name>', 'service name (lowercase letters, digits and dashes)')
+    .option('--api <url>', 'status API of any node', process.env.FORM_ANYCAST_API ?? 'http://127.0.0.1:7100')
+    .action(async (name: string, options: { api: string }) => {
+      exitCode = await runServiceRegister({ api: options.api, name, write: io.out })
     })
 
   program.command('network-key')

@@ -11,7 +11,8 @@ import { xstateInspector, type InspectionBus } from './inspection.ts'
 import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Store, Unsubscribe, Counter, Verifier } from './ports.ts'
 import { StateReplicator } from './state-replicator.ts'
 import { DEFAULT_LEASE_MS, LeaseManager } from './lease-manager.ts'
-import { parseIpamConfig, type IpamConfigInput } from '../protocols/ipam.ts'
+import { parseIpamConfig, type IpamConfig, type IpamConfigInput } from '../protocols/ipam.ts'
+import { planServiceRegistration, type ServiceRecord } from '../protocols/service-registry.ts'
 import type { NodeLocation, ServiceConfig } from './config.ts'
 import { ControlPlane, defaultControlPlaneTiming, type OriginValidation } from './control-plane.ts'
 import { createPeerProbes, type PeerProbes } from './probers.ts'
@@ -123,6 +124,9 @@ export class NodeHost {
   /** This node's IP leases over the replicated state, and origin validation. */
   readonly leases: LeaseManager | undefined
   private peerProbes: PeerProbes | undefined
+  private readonly ipam: IpamConfig | undefined
+  /** Registrations run one at a time, so two cannot both take the address neither has written yet. */
+  private registering: Promise<unknown> = Promise.resolve()
   private readonly members = new Map<PeerId, Member>()
   /** Sessions in `established`, kept by their actors' subscriptions: the control plane asks on every update. */
   private readonly establishedSessions = new Map<PeerId, Actor<typeof peerSessionMachine>>()
@@ -158,12 +162,13 @@ export class NodeHost {
           ...(config.state.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.state.antiEntropyIntervalMs }),
           peers: () => this.establishedPeers().map((peer) => peer.peerId)
         })
-    this.leases = this.replicator === undefined
+    this.ipam = config.state === undefined ? undefined : parseIpamConfig(config.state.ipam ?? {})
+    this.leases = this.replicator === undefined || this.ipam === undefined
       ? undefined
       : new LeaseManager({ clock, replicator: this.replicator, inspector, logger: components.logger, metrics: components.metrics }, {
         nodeId: components.overlay.peerId,
         nodeName: config.name,
-        ipam: parseIpamConfig(config.state?.ipam ?? {}),
+        ipam: this.ipam,
         leaseMs: config.state?.leaseMs ?? DEFAULT_LEASE_MS,
         services: config.services
       })
@@ -498,4 +503,27 @@ export class NodeHost {
   }
 
   tree (): SupervisionTree { return this.root.tree() }
+
+  /**
+   * Registers a service in the replicated state with a fresh anycast address from the pool;
+   * resolves once the record is durable. Throws ServiceExistsError, ServiceRecordError (bad
+   * name), IpamExhaustedError, or an Error when this node keeps no replicated state.
+   */
+  async registerService (name: string): Promise<ServiceRecord> {
+    const replicator = this.replicator
+    const ipam = this.ipam
+    if (replicator === undefined || ipam === undefined || !this.running) throw new Error('this node keeps no replicated state (config state.enabled)')
+    const register = async (): Promise<ServiceRecord> => {
+      const record = planServiceRegistration(ipam, name, {
+        services: replicator.state.entries('services'),
+        leases: replicator.state.entries('leases'),
+        nowMs: this.components.clock.now()
+      })
+      await replicator.write('services', record.name, { anycast: record.anycast })
+      return record
+    }
+    const result = this.registering.then(register, register)
+    this.registering = result.catch(() => undefined)
+    return await result
+  }
 }

@@ -5,6 +5,9 @@ import type { AddressInfo } from 'node:net'
 import type { NodeHost } from './node.ts'
 import type { PromMetrics } from './metrics.ts'
 import { traceLine, type InspectionBus } from './inspection.ts'
+import { ServiceExistsError, ServiceRecordError } from '../protocols/service-registry.ts'
+import { IpamExhaustedError } from '../protocols/ipam.ts'
+import { STATE_COLLECTIONS } from '../protocols/state-crdt.ts'
 
 export interface StatusApiInit {
   node: NodeHost
@@ -25,6 +28,19 @@ const SERVICE_ACTION = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(down|up)$/
 
 /** Most live inspection clients at once; each costs a serialisation per event. */
 const MAX_STREAM_CLIENTS = 8
+/** Largest request body read (POST /v1/services: `{"name": "..."}`). */
+export const MAX_REQUEST_BODY_BYTES = 4096
+
+const ENDPOINTS = [
+  '/v1/status', '/v1/peers', '/v1/members', '/v1/routes', '/v1/health', '/v1/leases', '/v1/state', '/v1/actors', '/v1/inspect', '/metrics',
+  'POST /v1/services', 'POST /v1/services/<name>/down', 'POST /v1/services/<name>/up'
+]
+const NO_STATE = 'this node keeps no replicated state (config state.enabled is false)'
+
+class RequestBodyError extends Error {
+  override name = 'RequestBodyError'
+  constructor (readonly status: number, message: string) { super(message) }
+}
 
 export class StatusApi {
   private server: Server | undefined
@@ -75,8 +91,13 @@ export class StatusApi {
       this.json(response, 200, { service: service[1], adminDown: down })
       return
     }
+    if (path === '/v1/services') {
+      if (request.method !== 'POST') { this.json(response, 405, { error: 'use POST /v1/services with {"name": "<service>"}' }); return }
+      void this.registerService(request, response)
+      return
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      this.json(response, 405, { error: `method ${request.method ?? ''} not allowed here; only POST /v1/services/<name>/down|up changes anything` })
+      this.json(response, 405, { error: `method ${request.method ?? ''} not allowed here; only POST /v1/services and POST /v1/services/<name>/down|up change anything` })
       return
     }
     switch (path) {
@@ -86,6 +107,8 @@ export class StatusApi {
       case '/v1/actors': this.json(response, 200, node.tree()); return
       case '/v1/routes': this.json(response, 200, { routes: node.controlPlane.routes() }); return
       case '/v1/health': this.json(response, 200, { services: node.controlPlane.serviceHealth(), origins: node.controlPlane.originHealth() }); return
+      case '/v1/leases': this.leases(response); return
+      case '/v1/state': this.stateSummary(response); return
       case '/v1/inspect': this.stream(response); return
       case '/metrics':
         this.init.metrics.render().then((text) => {
@@ -94,13 +117,57 @@ export class StatusApi {
         }, (error: Error) => this.json(response, 500, { error: error.message }))
         return
       default:
-        this.json(response, 404, { error: `no such endpoint ${path}`, endpoints: ['/v1/status', '/v1/peers', '/v1/members', '/v1/routes', '/v1/health', '/v1/actors', '/v1/inspect', '/metrics', 'POST /v1/services/<name>/down', 'POST /v1/services/<name>/up'] })
+        this.json(response, 404, { error: `no such endpoint ${path} (endpoints: ${ENDPOINTS.join(', ')})`, endpoints: ENDPOINTS })
     }
   }
 
-  private json (response: ServerResponse, status: number, body: unknown): void {
+  /** Every lease in the replicated state, and this node's own unicast address. */
+  private leases (response: ServerResponse): void {
+    const { node } = this.init
+    if (node.leases === undefined) { this.json(response, 404, { error: NO_STATE }); return }
+    this.json(response, 200, {
+      nodeId: node.peerId,
+      unicast: node.leases.unicastAddress() ?? null,
+      nowMs: node.components.clock.now(),
+      leases: node.leases.leases()
+    })
+  }
+
+  /** The replica's digest (equal on two nodes exactly when they hold the same state) and counts. */
+  private stateSummary (response: ServerResponse): void {
+    const replicator = this.init.node.replicator
+    if (replicator === undefined) { this.json(response, 404, { error: NO_STATE }); return }
+    const digests = replicator.state.collectionDigests()
+    const counts = replicator.state.counts()
+    this.json(response, 200, {
+      digest: replicator.state.digest(),
+      collections: Object.fromEntries(STATE_COLLECTIONS.map((name) => [name, { digest: digests[name], ...counts[name] }]))
+    })
+  }
+
+  /** POST /v1/services {"name"}: 201 with the record, 409 when it exists, 400 naming the field. */
+  private async registerService (request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const { node } = this.init
+    try {
+      if (node.replicator === undefined) throw new RequestBodyError(404, NO_STATE)
+      const body = await readJsonBody(request)
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new RequestBodyError(400, 'body: must be a JSON object such as {"name": "shop"}')
+      const unknown = Object.keys(body).find((key) => key !== 'name')
+      if (unknown !== undefined) throw new RequestBodyError(400, `${unknown}: unknown field (allowed: name)`)
+      const record = await node.registerService((body as { name?: unknown }).name as string)
+      this.json(response, 201, record)
+    } catch (error) {
+      if (error instanceof RequestBodyError) this.json(response, error.status, { error: error.message }, error.status === 413 ? { connection: 'close' } : {})
+      else if (error instanceof ServiceRecordError) this.json(response, 400, { error: error.message, field: error.field })
+      else if (error instanceof ServiceExistsError) this.json(response, 409, { error: error.message, service: error.record })
+      else if (error instanceof IpamExhaustedError) this.json(response, 503, { error: error.message })
+      else this.json(response, 500, { error: (error as Error).message })
+    }
+  }
+
+  private json (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     const text = JSON.stringify(body, null, 2) + '\n'
-    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers })
     response.end(text)
   }
 
@@ -120,5 +187,28 @@ export class StatusApi {
       }
     })
     response.on('close', () => { unsubscribe(); this.streams.delete(response) })
+  }
+}
+
+/**
+ * Reads at most MAX_REQUEST_BODY_BYTES of JSON. A longer body is a 413: reading stops at the bound
+ * (the answer closes the connection rather than draining the rest).
+ */
+async function readJsonBody (request: IncomingMessage): Promise<unknown> {
+  const tooLarge = (): RequestBodyError => new RequestBodyError(413, `body: larger than ${MAX_REQUEST_BODY_BYTES} bytes`)
+  if (Number(request.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) throw tooLarge()
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let length = 0
+    request.on('data', (chunk: Buffer) => {
+      length += chunk.length
+      if (length > MAX_REQUEST_BODY_BYTES) { request.pause(); request.removeAllListeners('data'); reject(tooLarge()); return }
+      chunks.push(chunk)
+    })
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    request.on('error', reject)
+  })
+  try { return JSON.parse(text) } catch (error) {
+    throw new RequestBodyError(400, `body: not valid JSON: ${(error as Error).message}`)
   }
 }

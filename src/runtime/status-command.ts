@@ -3,6 +3,7 @@
 import type { MemberSummary, NodeStatus, PeerSummary } from './node.ts'
 import type { RouteEntry } from '../protocols/routes.ts'
 import type { OriginHealthView, ServiceHealthView } from './control-plane.ts'
+import type { LeaseView } from './lease-manager.ts'
 import { ConfigError } from './config.ts'
 
 export class StatusFetchError extends Error {
@@ -20,6 +21,21 @@ async function getJson<T> (base: string, path: string, signal: AbortSignal): Pro
   }
   if (!response.ok) throw new StatusFetchError(`${url.href} answered ${response.status}`)
   return await response.json() as T
+}
+
+/** GET /v1/leases answer; a node without replicated state answers 404 (undefined here). */
+export interface LeasesAnswer { nodeId: string, unicast: string | null, nowMs: number, leases: LeaseView[] }
+
+async function getLeases (base: string, signal: AbortSignal): Promise<LeasesAnswer | undefined> {
+  try { return await getJson<LeasesAnswer>(base, '/v1/leases', signal) } catch (error) {
+    if (error instanceof StatusFetchError && / answered 404$/.test(error.message)) return undefined
+    throw error
+  }
+}
+
+function expiresIn (lease: LeaseView, nowMs: number): string {
+  const seconds = Math.round((lease.expiresAtMs - nowMs) / 1000)
+  return lease.live ? `${seconds} s` : 'expired'
 }
 
 export function parseApiUrl (text: string): string {
@@ -42,15 +58,16 @@ function shortId (peerId: string): string {
 export async function runStatusCommand (options: { api: string, json: boolean, write: (text: string) => void }): Promise<number> {
   const base = parseApiUrl(options.api)
   const signal = AbortSignal.timeout(5000)
-  const [status, peers, members, routes, health] = await Promise.all([
+  const [status, peers, members, routes, health, leases] = await Promise.all([
     getJson<NodeStatus>(base, '/v1/status', signal),
     getJson<{ peers: PeerSummary[] }>(base, '/v1/peers', signal),
     getJson<{ members: MemberSummary[] }>(base, '/v1/members', signal),
     getJson<{ routes: RouteEntry[] }>(base, '/v1/routes', signal),
-    getJson<{ services: ServiceHealthView[], origins: OriginHealthView[] }>(base, '/v1/health', signal)
+    getJson<{ services: ServiceHealthView[], origins: OriginHealthView[] }>(base, '/v1/health', signal),
+    getLeases(base, signal)
   ])
   if (options.json) {
-    options.write(JSON.stringify({ status, peers: peers.peers, members: members.members, routes: routes.routes, health }, null, 2))
+    options.write(JSON.stringify({ status, peers: peers.peers, members: members.members, routes: routes.routes, health, ...(leases === undefined ? {} : { leases }) }, null, 2))
     return 0
   }
   const names = new Map(members.members.map((member) => [member.peerId, member.name]))
@@ -75,6 +92,13 @@ export async function runStatusCommand (options: { api: string, json: boolean, w
     options.write('')
     options.write(table(['LOCAL SERVICE', 'PREFIX', 'VERDICT', 'ANNOUNCER', 'LAST ERROR'], health.services.map((service) => [
       service.service, service.prefix, `${service.verdict}${service.adminDown ? ' (marked down)' : ''}`, service.announcer, service.lastError ?? ''
+    ])))
+  }
+  if (leases !== undefined) {
+    options.write('')
+    options.write(`overlay address ${leases.unicast ?? '(none bound yet)'}`)
+    options.write(table(['ADDRESS', 'KIND', 'HOLDER', 'SERVICE', 'EXPIRES IN', 'STATE'], leases.leases.map((lease) => [
+      lease.address, lease.kind, name(lease.holder), lease.service ?? '-', expiresIn(lease, leases.nowMs), lease.state ?? '-'
     ])))
   }
   if (health.origins.length > 0) {
