@@ -285,7 +285,7 @@ function runsTable (runs: readonly RunResult[], crashes: ReportInput['crashes'])
   const checkNames = runs[0] === undefined ? [] : Object.keys(runs[0].checks)
   const head = ['seed', 'passed', ...checkNames, 'samples', 'p99 (ms)', 'optimality', 'false dead', 'B/node/s', 'peak RSS (MB)', 'trace sha256']
   const ms = (value: number | null): string => value === null ? '∞' : num(value)
-  const rows = runs.map((run) => [String(run.seed), run.passed ? 'yes' : 'NO', ...checkNames.map((name) => run.checks[name as keyof RunResult['checks']].passed ? 'ok' : `FAILED (${run.checks[name as keyof RunResult['checks']].violations})`),
+  const rows = runs.map((run) => [String(run.seed), run.passed ? 'yes' : 'NO', ...checkNames.map((name) => run.checks[name as keyof RunResult['checks']]?.passed !== false ? (run.checks[name as keyof RunResult['checks']] === undefined ? '—' : 'ok') : `FAILED (${run.checks[name as keyof RunResult['checks']]!.violations})`),
     String(run.convergence.samples), ms(run.convergence.p99Ms), run.optimality.share === null ? 'n/a' : `${num(run.optimality.share * 100)} %`,
     String(run.falseDead), num(run.gossip.bytesPerNodePerSec), num(run.memory.peakRssMb), run.traceHash.slice(0, 16)])
   const crashRows = crashes.map((crash) => [String(crash.seed), `CRASHED: ${crash.message}`])

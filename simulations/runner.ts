@@ -22,6 +22,7 @@ import { createJsonlFileSink, type InspectionSink } from '../src/runtime/inspect
 import { createFalseDeadSink, type FalseDeadSink } from './false-dead.ts'
 import { SeriesRecorder, sampleIntervalMs, type RunSeries } from './time-series.ts'
 import { FaultInjector, describeFault } from './faults.ts'
+import { StateMeter, type StateChecks, type StateReport } from './state-checks.ts'
 import { withRandomFaults } from './random-faults.ts'
 import { regionLatency } from './latency.ts'
 
@@ -69,7 +70,9 @@ export interface RunResult {
   wallSeconds: number
   traceHash: string
   convergence: Percentiles & { byType: Record<FailureEventKind, Percentiles>, events: ConvergenceEventResult[] }
-  checks: Record<CheckName, CheckResult>
+  checks: Record<Exclude<CheckName, StateCheckName>, CheckResult> & Partial<Record<StateCheckName, CheckResult>>
+  /** With protocol.state: acknowledged writes, convergence after the last fault, bound addresses. */
+  state?: StateReport
   optimality: { share: number | null, pairs: number, instants: number[] }
   gossip: { messagesPerNodePerSec: number, bytesPerNodePerSec: number, windowSeconds: number, note: string }
   /** Origin-probe verdicts `failed` for origins that were alive and reachable (simulations/false-dead.ts). */
@@ -81,8 +84,15 @@ export interface RunResult {
   series?: RunSeries
 }
 
-export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget'] as const
+export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget', 'leaseSafety', 'ackedWritesKept', 'stateConverged'] as const
 export type CheckName = typeof CHECK_NAMES[number]
+/** Checks that run only with `protocol.state` on (state-checks.ts); absent from other runs' results. */
+export const STATE_CHECK_NAMES = ['leaseSafety', 'ackedWritesKept', 'stateConverged'] as const satisfies readonly CheckName[]
+type StateCheckName = typeof STATE_CHECK_NAMES[number]
+/** The checks a run has results for, in CHECK_NAMES order. */
+export function checkNamesOf (run: { checks: RunResult['checks'] }): CheckName[] {
+  return CHECK_NAMES.filter((name) => run.checks[name] !== undefined)
+}
 /**
  * Safety: something bad happened (a loop, traffic to a dead origin). Liveness: something good did
  * not happen in time (convergence, optimality). `form-anycast sim` exits 1 and 3 for them.
@@ -91,7 +101,10 @@ export const CHECK_KINDS: Record<CheckName, 'safety' | 'liveness'> = {
   routeLoops: 'safety',
   failedOriginAfterConvergence: 'safety',
   steadyStateOptimality: 'liveness',
-  convergenceWithinTarget: 'liveness'
+  convergenceWithinTarget: 'liveness',
+  leaseSafety: 'safety',
+  ackedWritesKept: 'safety',
+  stateConverged: 'liveness'
 }
 
 interface Tracking {
@@ -144,6 +157,7 @@ function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[])
     services: (_index, id) => scenario.services.filter((service) => service.origins.includes(id))
       .map((service) => ({ name: service.name, prefix: service.prefix, check: serviceCheck(id, service), preference: service.preference })),
     ...(protocol.heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs: protocol.heartbeatIntervalMs }),
+    ...(protocol.state === undefined ? {} : { state: protocol.state }),
     ...(protocol.holdTimeMs === undefined ? {} : { session: { holdTimeMs: protocol.holdTimeMs } }),
     timing
   })
@@ -408,6 +422,14 @@ function mapFrame (observer: Observer, outputs: Outputs, atMs: number, events: T
     (node) => observer.live.has(node), (prefix, node) => observer.chosen.get(prefix)?.get(node))
 }
 
+/** When the last fault or failure of the timeline is over: a partition's end, a restart. */
+function lastFaultEndMs (scenario: Scenario): number {
+  let end = 0
+  for (const event of scenario.timeline) end = Math.max(end, event.at)
+  for (const fault of scenario.faults) end = Math.max(end, fault.at + ('durationMs' in fault && fault.durationMs !== undefined ? fault.durationMs : 0))
+  return end
+}
+
 /** Run `scenario` once with `seed`. Never throws for a failed check: the result says so. */
 export async function runScenario (written: Scenario, seed: number, options: RunOptions = {}): Promise<RunResult> {
   const log = options.log ?? (() => {})
@@ -422,6 +444,7 @@ export async function runScenario (written: Scenario, seed: number, options: Run
   try {
     const world = createWorld(scenario, seed, [outputs.falseDead, ...(outputs.trace === undefined ? [] : [outputs.trace.sink])])
     const faults = new FaultInjector(world)
+    const stateMeter = scenario.protocol.state === undefined ? undefined : new StateMeter(lastFaultEndMs(scenario), scenario.expect.stateConvergenceMs)
     const observer = new Observer(scenario, world)
     observed = { observer, world }
     observer.onRouteChange = (prefix) => outputs.series?.routeChanged(prefix)
@@ -431,7 +454,10 @@ export async function runScenario (written: Scenario, seed: number, options: Run
     const instants = [...new Set([...scenario.timeline, ...scenario.faults].map((event) => event.at))].sort((a, b) => a - b)
     let lastEventMs = 0
     for (const atMs of [...instants, scenario.durationMs]) {
-      await advance(world, observer, meters, atMs, checkEveryMs, (checkMs) => { observeInstant(world, observer, outputs, options, checkMs) })
+      await advance(world, observer, meters, atMs, checkEveryMs, (checkMs) => {
+        observeInstant(world, observer, outputs, options, checkMs)
+        stateMeter?.observe(world, observer.live, checkMs)
+      })
       // Traffic is measured from the end of warm-up: the first steady instant or the first event.
       meters.windowStart ??= { atMs, totals: trafficTotals(world, meters) }
       if (atMs - lastEventMs >= steadyAfterMs) sampleOptimality(world, observer, meters, model)
@@ -448,7 +474,7 @@ export async function runScenario (written: Scenario, seed: number, options: Run
       lastEventMs = atMs
     }
     checkLoops(world, observer, meters)
-    const result = summarise(scenario, seed, file, world, observer, meters, outputs, (performance.now() - wallStart) / 1000)
+    const result = summarise(scenario, seed, file, world, observer, meters, outputs, (performance.now() - wallStart) / 1000, stateMeter?.result(world, observer.live))
     outputs.trace?.close()
     await world.stop()
     report(result, outputs.falseDead, log)
@@ -458,7 +484,7 @@ export async function runScenario (written: Scenario, seed: number, options: Run
   }
 }
 
-function summarise (scenario: Scenario, seed: number, file: string, world: SimWorld, observer: Observer, meters: Meters, outputs: Outputs, wallSeconds: number): RunResult {
+function summarise (scenario: Scenario, seed: number, file: string, world: SimWorld, observer: Observer, meters: Meters, outputs: Outputs, wallSeconds: number, state?: { checks: StateChecks, report: StateReport }): RunResult {
   const events: ConvergenceEventResult[] = observer.trackings.map((t) => ({
     at: t.event.at,
     event: t.event.event,
@@ -483,7 +509,8 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
   const traffic = trafficTotals(world, meters)
   const windowSeconds = (world.clock.now() - windowStart.atMs) / 1000
   const perNodePerSec = (value: number): number => windowSeconds <= 0 ? 0 : Math.round(value / scenario.nodes.length / windowSeconds * 10) / 10
-  const checks: Record<CheckName, CheckResult> = {
+  const checks: RunResult['checks'] = {
+    ...state?.checks,
     routeLoops: meters.loops.result(),
     failedOriginAfterConvergence: observer.failedOriginCheck.result(),
     steadyStateOptimality: { ...meters.optimality.result(), passed: share !== null && share >= scenario.expect.optimality },
@@ -499,6 +526,7 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
     traceHash: world.traceHash(),
     convergence: { ...percentiles(times()), byType, events },
     checks,
+    ...(state === undefined ? {} : { state: state.report }),
     optimality: { share: share === null ? null : Math.round(share * 100_000) / 100_000, pairs: meters.pairs, instants: meters.instants },
     gossip: {
       messagesPerNodePerSec: perNodePerSec(traffic.messagesSent - windowStart.totals.messagesSent),
@@ -508,7 +536,7 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
     },
     falseDead: outputs.falseDead.count,
     memory: { peakRssMb: Math.round(outputs.peakRssBytes / 1024 / 1024 * 10) / 10 },
-    passed: CHECK_NAMES.every((name) => checks[name].passed),
+    passed: checkNamesOf({ checks }).every((name) => checks[name]!.passed),
     ...(outputs.series === undefined ? {} : { series: outputs.series.result() })
   }
 }
@@ -521,10 +549,11 @@ function report (result: RunResult, falseDead: FalseDeadSink, log: (line: string
   const share = result.optimality.share === null ? 'n/a' : `${(result.optimality.share * 100).toFixed(2)} %`
   log(`seed ${result.seed}: convergence ${types || 'no failure events'}; optimality ${share}; ${result.gossip.bytesPerNodePerSec} B/node/s; wall ${result.wallSeconds} s for ${result.simSeconds} s simulated`)
   if (result.falseDead > 0) log(`seed ${result.seed}: ${result.falseDead} false dead verdict(s) of ${falseDead.failedVerdicts} failed, e.g. ${falseDead.examples[0]}`)
-  const failed = CHECK_NAMES.filter((name) => !result.checks[name].passed)
+  const failed = checkNamesOf(result).filter((name) => !result.checks[name]!.passed)
   if (failed.length === 0) return
   for (const name of failed) {
-    log(`check ${name} FAILED: ${result.checks[name].violations} violation(s)${result.checks[name].examples.length > 0 ? `, e.g. ${result.checks[name].examples[0]}` : ''}`)
+    const check = result.checks[name]!
+    log(`check ${name} FAILED: ${check.violations} violation(s)${check.examples.length > 0 ? `, e.g. ${check.examples[0]}` : ''}`)
   }
   log(`reproduce: form-anycast sim ${result.file} --seed ${result.seed}`)
 }

@@ -61,6 +61,7 @@
 // The timeline is replayed against the world's state while parsing, so an event that could not
 // happen (a service taken down twice, a restart of a live node) is an error here, not a surprise
 // in the middle of a run.
+import { IpamConfigError, parseIpamConfig } from '../src/protocols/ipam.ts'
 import { readJsonFile } from '../src/runtime/config.ts'
 import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join, optionalBoolean } from './scenario-reader.ts'
 import { parsePrefix } from '../src/protocols/cidr.ts'
@@ -121,6 +122,8 @@ export interface ScenarioProtocol {
   refreshIntervalMs?: number
   heartbeatIntervalMs?: number
   holdTimeMs?: number
+  /** Replicated state, IP leases and origin validation on every node (state-checks.ts checks them). */
+  state?: { leaseMs?: number, antiEntropyIntervalMs?: number, ipam?: { overlayCidr?: string, anycastCidr?: string } }
 }
 
 export interface ScenarioWorld {
@@ -137,6 +140,8 @@ export interface ScenarioExpect {
   convergenceP99Ms: Record<FailureEventKind, number>
   optimality: number
   steadyAfterMs: number
+  /** With protocol.state: replicas' digests equal within this long after the last fault ends. */
+  stateConvergenceMs: number
 }
 
 export interface Scenario {
@@ -164,7 +169,8 @@ export interface Scenario {
 export const defaultScenarioExpect: ScenarioExpect = {
   convergenceP99Ms: { serviceDown: 2000, nodeCrash: 3000 },
   optimality: 0.99,
-  steadyAfterMs: 8000
+  steadyAfterMs: 8000,
+  stateConvergenceMs: 10_000
 }
 
 /** Bounds that keep one run inside a machine's memory and a person's patience. */
@@ -476,7 +482,7 @@ function parseProbe (reader: Reader, value: unknown, field: string): ProbeOverri
 
 function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (value === undefined) return {}
-  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'holdTimeMs'])
+  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'holdTimeMs', 'state'])
   const protocol: ScenarioProtocol = {}
   const serviceProbe = parseProbe(reader, raw.serviceProbe, 'protocol.serviceProbe')
   const originProbe = parseProbe(reader, raw.originProbe, 'protocol.originProbe')
@@ -486,13 +492,29 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (raw.refreshIntervalMs !== undefined) protocol.refreshIntervalMs = reader.number(raw.refreshIntervalMs, 'protocol.refreshIntervalMs', 50, 600_000)
   if (raw.heartbeatIntervalMs !== undefined) protocol.heartbeatIntervalMs = reader.number(raw.heartbeatIntervalMs, 'protocol.heartbeatIntervalMs', 100, 600_000)
   if (raw.holdTimeMs !== undefined) protocol.holdTimeMs = reader.number(raw.holdTimeMs, 'protocol.holdTimeMs', 300, 3_600_000)
+  if (raw.state !== undefined) {
+    const state = reader.object(raw.state, 'protocol.state', ['leaseMs', 'antiEntropyIntervalMs', 'overlayCidr', 'anycastCidr'])
+    protocol.state = {}
+    if (state.overlayCidr !== undefined || state.anycastCidr !== undefined) {
+      const ipam: { overlayCidr?: string, anycastCidr?: string } = {}
+      if (state.overlayCidr !== undefined) ipam.overlayCidr = reader.string(state.overlayCidr, 'protocol.state.overlayCidr')
+      if (state.anycastCidr !== undefined) ipam.anycastCidr = reader.string(state.anycastCidr, 'protocol.state.anycastCidr')
+      try { parseIpamConfig(ipam) } catch (error) {
+        if (error instanceof IpamConfigError) reader.fail(`protocol.state.${error.field}`, error.reason)
+        throw error
+      }
+      protocol.state.ipam = ipam
+    }
+    if (state.leaseMs !== undefined) protocol.state.leaseMs = reader.number(state.leaseMs, 'protocol.state.leaseMs', 2000, 86_400_000)
+    if (state.antiEntropyIntervalMs !== undefined) protocol.state.antiEntropyIntervalMs = reader.number(state.antiEntropyIntervalMs, 'protocol.state.antiEntropyIntervalMs', 100, 600_000)
+  }
   return protocol
 }
 
 function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
   const expect: ScenarioExpect = { ...defaultScenarioExpect, convergenceP99Ms: { ...defaultScenarioExpect.convergenceP99Ms } }
   if (value === undefined) return expect
-  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs'])
+  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs', 'stateConvergenceMs'])
   if (raw.convergenceP99Ms !== undefined) {
     const bounds = reader.object(raw.convergenceP99Ms, 'expect.convergenceP99Ms', FAILURE_EVENTS)
     for (const kind of FAILURE_EVENTS) {
@@ -501,6 +523,7 @@ function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
   }
   expect.optimality = reader.optionalNumber(raw.optimality, 'expect.optimality', 0, 1, expect.optimality, false)
   expect.steadyAfterMs = reader.optionalNumber(raw.steadyAfterMs, 'expect.steadyAfterMs', 0, 3_600_000, expect.steadyAfterMs)
+  expect.stateConvergenceMs = reader.optionalNumber(raw.stateConvergenceMs, 'expect.stateConvergenceMs', 0, 3_600_000, expect.stateConvergenceMs)
   return expect
 }
 

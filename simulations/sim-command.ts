@@ -10,7 +10,7 @@ import { dirname, extname } from 'node:path'
 import { InvalidArgumentError, type Command } from 'commander'
 import { ConfigError } from '../src/runtime/config.ts'
 import { loadScenario, type Scenario } from './scenario.ts'
-import { CHECK_KINDS, CHECK_NAMES, runScenario, summariseRuns, type RunOptions, type RunResult } from './runner.ts'
+import { CHECK_KINDS, CHECK_NAMES, checkNamesOf, runScenario, summariseRuns, type RunOptions, type RunResult } from './runner.ts'
 import { runInWorkers, SimulationCrashError, type SeedRunOptions, type SimulationCrash } from './sim-workers.ts'
 import { createProgressBar, summaryTable, type ProgressStream } from './sim-console.ts'
 import { MAX_PLOTTED_RUNS, renderReport } from './report-html.ts'
@@ -71,7 +71,7 @@ export function registerSimCommand (program: Command, io: SimCommandIo, setExitC
 /** The exit code of a batch: a crash, then a safety failure, then a liveness failure. */
 export function simExitCode (runs: readonly RunResult[], crashes: number): number {
   if (crashes > 0) return SIM_EXIT.crash
-  const failed = runs.flatMap((run) => CHECK_NAMES.filter((name) => !run.checks[name].passed))
+  const failed = runs.flatMap((run) => checkNamesOf(run).filter((name) => !run.checks[name]!.passed))
   if (failed.some((name) => CHECK_KINDS[name] === 'safety')) return SIM_EXIT.safety
   if (failed.length > 0) return SIM_EXIT.liveness
   return SIM_EXIT.passed

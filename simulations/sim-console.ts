@@ -1,6 +1,6 @@
 // What `form-anycast sim` shows on a terminal: a progress bar on stderr, redrawn in place and only
 // when stderr is a TTY (a pipe or a CI log gets none of it), and the summary table at the end.
-import { CHECK_KINDS, CHECK_NAMES, type RunResult } from './runner.ts'
+import { CHECK_KINDS, checkNamesOf, type RunResult } from './runner.ts'
 import { FAILURE_EVENTS } from './scenario.ts'
 
 /** The part of a stream the progress bar uses (process.stderr fits). */
@@ -82,7 +82,7 @@ const ms = (value: number | null): string => value === null ? '∞' : String(Mat
 
 /** What failed in a run: `ok`, or the failed checks with their kind (safety, liveness). */
 export function verdictOf (run: RunResult): string {
-  const failed = CHECK_NAMES.filter((name) => !run.checks[name].passed)
+  const failed = checkNamesOf(run).filter((name) => !run.checks[name]!.passed)
   return failed.length === 0 ? 'ok' : `FAILED ${failed.map((name) => `${name} (${CHECK_KINDS[name]})`).join(', ')}`
 }
 

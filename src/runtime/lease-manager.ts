@@ -23,6 +23,14 @@ import { xstateInspector, type InspectionBus } from './inspection.ts'
 import type { Clock, Counter, Logger, Metrics, PeerId } from './ports.ts'
 
 export const DEFAULT_LEASE_MS = 60_000
+/**
+ * A new exclusive claim waits for the node's first anti-entropy exchange, at most this long: a node
+ * that has not yet seen its neighbours' leases would otherwise claim blind, and two nodes starting
+ * together could both bind one address before either's claim reached the other.
+ */
+export const CLAIM_SYNC_WAIT_MS = 5_000
+/** The holder of a lease register that cannot be read. */
+const UNREADABLE_HOLDER = '(unreadable lease)'
 
 export interface LeaseManagerComponents {
   clock: Clock
@@ -58,9 +66,11 @@ type HolderActor = Actor<typeof leaseHolderMachine>
 
 export class LeaseManager {
   private readonly holders = new Map<string, HolderActor>()
+  private readonly createdAtMs: number
   private readonly counters: { granted: Counter, conflicts: Counter }
 
   constructor (private readonly components: LeaseManagerComponents, private readonly config: LeaseManagerConfig) {
+    this.createdAtMs = components.clock.now()
     this.counters = {
       granted: components.metrics.counter('leases_bound_total', 'Leases this node bound or renewed', ['kind']),
       conflicts: components.metrics.counter('lease_conflicts_total', 'Exclusive addresses this node lost to another claimant')
@@ -86,14 +96,17 @@ export class LeaseManager {
     try { return isLive(parseAnycastLease(value), this.components.clock.now()) ? 'valid' : 'invalid' } catch { return 'invalid' }
   }
 
-  /** The live holder of an exclusive address, per the replicated state. */
+  /**
+   * The live holder of an exclusive address, per the replicated state. A register this version
+   * cannot read counts as held (by UNREADABLE_HOLDER): never take an address on a misreading.
+   */
   currentHolder (address: string): string | undefined {
     const value = this.components.replicator.get('leases', leaseKey({ kind: 'unicast', address }))
     if (value === undefined) return undefined
     try {
       const lease = parseUnicastLease(value)
       return isLive(lease, this.components.clock.now()) ? lease.holder : undefined
-    } catch { return undefined }
+    } catch { return UNREADABLE_HOLDER }
   }
 
   /** This node's bound unicast address, if any. */
@@ -129,6 +142,32 @@ export class LeaseManager {
     return holder === this.config.nodeId && actor !== undefined ? { state: leaseHolderStateName(actor.getSnapshot().value) } : {}
   }
 
+  /**
+   * Resolves once the replica has synced with a neighbour, or CLAIM_SYNC_WAIT_MS after this
+   * manager started (a lone node claims then); rejects if the request is aborted meanwhile (the
+   * holder retries, and the wait goes on toward the same deadline).
+   */
+  private async viewReady (signal: AbortSignal): Promise<void> {
+    const { replicator, clock } = this.components
+    const remaining = this.createdAtMs + CLAIM_SYNC_WAIT_MS - clock.now()
+    if (replicator.hasSynced || remaining <= 0) return
+    let timer: unknown
+    let onAbort: (() => void) | undefined
+    try {
+      await Promise.race([
+        replicator.synced(),
+        new Promise<void>((resolve) => { timer = clock.setTimeout(resolve, remaining) }),
+        new Promise<void>((_resolve, reject) => {
+          onAbort = () => reject(new Error('aborted while waiting for the first state sync'))
+          if (signal.aborted) onAbort(); else signal.addEventListener('abort', onAbort, { once: true })
+        })
+      ])
+    } finally {
+      clock.clearTimeout(timer as never)
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+    }
+  }
+
   /** Supervised lease-holder actors: the node's unicast address and one per local anycast service. */
   specs (): ChildSpec[] {
     const specs: ChildSpec[] = [this.spec('unicast', { kind: 'unicast', chooseAddress: (excluded) => this.chooseUnicast(excluded) })]
@@ -146,9 +185,10 @@ export class LeaseManager {
       try {
         const parsed = parseLeaseKey(key)
         if (parsed.kind !== 'unicast') continue
-        const lease = parseUnicastLease(value)
+        let lease
+        try { lease = parseUnicastLease(value) } catch { taken.add(parsed.address); continue }
         if (lease.holder !== this.config.nodeId && isLive(lease, now)) taken.add(parsed.address)
-      } catch { /* skip */ }
+      } catch { /* not a lease key */ }
     }
     // Our own previous address first: a restarted node keeps its IP.
     const mine = this.ownUnicast()
@@ -178,16 +218,17 @@ export class LeaseManager {
         try { claimedAt = previous === undefined ? undefined : parseUnicastLease(previous) } catch { claimedAt = undefined }
         const first = claimedAt?.holder === this.config.nodeId && claimedAt.claimedAt !== undefined ? claimedAt.claimedAt : replicator.hlc.current()
         await replicator.write('leases', leaseKey({ kind: 'unicast', address: request.address }), {
-          holder: this.config.nodeId, expiresAtMs: request.expiresAtMs, claimedAt: { wallMs: first.wallMs, counter: first.counter, node: first.node }
+          holder: this.config.nodeId, expiresAtMs: Math.floor(request.expiresAtMs), claimedAt: { wallMs: first.wallMs, counter: first.counter, node: first.node }
         })
       } else {
         await replicator.write('leases', leaseKey({ kind: 'anycast', address: request.address, holder: this.config.nodeId }), {
-          service: request.service ?? '', expiresAtMs: request.expiresAtMs
+          service: request.service ?? '', expiresAtMs: Math.floor(request.expiresAtMs)
         })
       }
       this.counters.granted.inc({ kind: request.kind })
     }
-    const claim = async (request: LeaseRequest): Promise<'acked' | 'conflict'> => {
+    const claim = async (request: LeaseRequest, signal: AbortSignal): Promise<'acked' | 'conflict'> => {
+      if (request.kind === 'unicast' && request.phase === 'request') await this.viewReady(signal)
       if (request.kind === 'unicast') {
         const holder = this.currentHolder(request.address)
         if (holder !== undefined && holder !== this.config.nodeId) { this.counters.conflicts.inc(); return 'conflict' }
@@ -206,8 +247,8 @@ export class LeaseManager {
           clock,
           random: ctx.random,
           ...lease,
-          requestLease: async (request) => await claim(request),
-          renewLease: async (request) => await claim(request),
+          requestLease: async (request, { signal }) => await claim(request, signal),
+          renewLease: async (request, { signal }) => await claim(request, signal),
           releaseLease: async (request) => {
             const key = request.kind === 'unicast'
               ? leaseKey({ kind: 'unicast', address: request.address })

@@ -63,6 +63,10 @@ export class StateReplicator {
   private readonly decoded = new WeakMap<Uint8Array, SignedStateOp[]>()
   private timer: unknown
   private running = false
+  private resolveFirstSync!: () => void
+  private readonly firstSync = new Promise<void>((resolve) => { this.resolveFirstSync = resolve })
+  /** At least one anti-entropy exchange has completed: this replica has seen a neighbour's state. */
+  hasSynced = false
 
   constructor (private readonly components: StateReplicatorComponents, private readonly config: StateReplicatorConfig) {
     this.hlc = new HlcClock(components.signer.nodeId, () => components.clock.now())
@@ -119,6 +123,15 @@ export class StateReplicator {
 
   get (collection: Collection, key: string): JsonObject | undefined { return this.state.get(collection, key) }
 
+  /** Resolves after the first completed anti-entropy exchange (never, for a node with no neighbour). */
+  async synced (): Promise<void> { await this.firstSync }
+
+  private markSynced (): void {
+    if (this.hasSynced) return
+    this.hasSynced = true
+    this.resolveFirstSync()
+  }
+
   onChange (listener: (change: StateChange) => void): Unsubscribe { return this.state.onChange(listener) }
 
   /** Run one anti-entropy exchange with `peer` now (e.g. when its session has just come up). */
@@ -144,6 +157,7 @@ export class StateReplicator {
         break
       }
       this.counters.syncs.inc({ role: 'initiator', outcome: 'done' })
+      this.markSynced()
     } catch (error) {
       this.counters.syncs.inc({ role: 'initiator', outcome: 'failed' })
       this.components.logger.debug('state sync failed', { peer, error: (error as Error).message })
@@ -228,6 +242,7 @@ export class StateReplicator {
         await this.merge(frame.ops, 'sync', stream.remotePeer)
       }
       this.counters.syncs.inc({ role: 'responder', outcome: 'done' })
+      this.markSynced()
     } catch (error) {
       this.counters.syncs.inc({ role: 'responder', outcome: 'failed' })
       this.components.logger.debug('state sync answer failed', { peer: stream.remotePeer, error: (error as Error).message })
