@@ -67,6 +67,7 @@ export class StateReplicator {
   private readonly firstSync = new Promise<void>((resolve) => { this.resolveFirstSync = resolve })
   /** At least one anti-entropy exchange has completed: this replica has seen a neighbour's state. */
   hasSynced = false
+  private storeFailed = false
 
   constructor (private readonly components: StateReplicatorComponents, private readonly config: StateReplicatorConfig) {
     this.hlc = new HlcClock(components.signer.nodeId, () => components.clock.now())
@@ -102,7 +103,10 @@ export class StateReplicator {
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe()
     this.components.overlay.unhandleStream(STATE_SYNC_PROTOCOL)
     this.components.overlay.setValidator(this.config.topic, undefined)
-    await this.persistence.stop()
+    // A failed store has nothing left to flush: stopping still closes it, and says so once.
+    try { await this.persistence.stop() } catch (error) {
+      this.components.logger.error('state store failed before stop; ops not yet acknowledged are lost', { error: (error as Error).message })
+    }
     await this.store.close()
   }
 
@@ -201,7 +205,14 @@ export class StateReplicator {
       } catch (error) {
         if (error instanceof StateOpError) this.reject(error.message.includes('signature') ? 'bad-signature' : 'invalid', from)
         else if ((error as Error).name === 'HlcDriftError') this.reject('clock-drift', from)
-        else throw error
+        else {
+          // The store failed (StatePersistenceError): nothing more can be made durable. Stop
+          // merging, say so loudly once; the node's own writes reject from here on.
+          this.counters.rejected.inc({ reason: 'store-failed' })
+          if (!this.storeFailed) this.components.logger.error('state store failed; received ops are no longer merged', { error: (error as Error).message })
+          this.storeFailed = true
+          return
+        }
       }
     }
   }

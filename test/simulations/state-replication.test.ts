@@ -98,4 +98,20 @@ test('state: forged and malformed state gossip is dropped and counted, never app
   await world.stop()
 })
 
+test('state: a node whose store fails keeps running; received ops are counted as store-failed, not thrown, seed 14', async () => {
+  const world = new SimWorld({ seed: 14, nodes: 4, degree: 3, state: {} })
+  await world.start()
+  await world.run(2000)
+  const broken = world.hosts.get('n00002')!
+  // The disk goes away under the node (a closed store refuses every write).
+  await (broken.replicator as unknown as { store: { close: () => Promise<void> } }).store.close()
+  await world.hosts.get('n00000')!.replicator!.write('settings', 'after-failure', { v: 1 })
+  await world.run(2000)
+  assert.ok(broken.running, 'the node keeps running')
+  const metrics = broken.components.metrics as MemoryMetrics
+  assert.ok(metrics.value('state_ops_rejected_total', { reason: 'store-failed' }) >= 1, 'the op it could not persist is counted')
+  assert.equal(world.hosts.get('n00001')!.replicator!.get('settings', 'after-failure'), { v: 1 }, 'the others still replicate')
+  await world.stop()
+})
+
 test.run()
