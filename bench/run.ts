@@ -8,7 +8,8 @@ const BENCHES: Array<{ name: string, file: string, nodeArgs?: string[] }> = [
   { name: 'clock', file: 'clock.ts' },
   { name: 'actor-memory', file: 'actor-memory.ts', nodeArgs: ['--expose-gc'] },
   { name: 'sim-overlay', file: 'sim-overlay.ts' },
-  { name: 'dns', file: 'dns.ts' }
+  { name: 'dns', file: 'dns.ts' },
+  { name: 'sim', file: 'sim.ts' }
 ]
 
 const wanted = process.argv.slice(2)
