@@ -10,36 +10,10 @@ import { main } from '../../src/runtime/cli.ts'
 import { loadScenario, parseScenario, type Scenario } from '../../simulations/scenario.ts'
 import { runScenario, type RunResult } from '../../simulations/runner.ts'
 import { runInWorkers } from '../../simulations/sim-workers.ts'
+import { MINI_SCENARIO, miniScenario } from '../support/mini-scenario.ts'
 
-/** 20 nodes in three cities; api fails at 3 s, a web origin crashes at 2 s and restarts at 7 s. */
-const miniValue = {
-  name: 'mini',
-  durationMs: 10_000,
-  degree: 4,
-  generate: {
-    count: 20,
-    spreadKm: 200,
-    sites: [
-      { name: 'fra', lat: 50.11, lon: 8.68, region: 'eu' },
-      { name: 'nyc', lat: 40.71, lon: -74.01, region: 'na' },
-      { name: 'lon', lat: 51.51, lon: -0.13, region: 'eu' }
-    ]
-  },
-  services: [
-    { name: 'api', prefix: '10.42.255.1/32', origins: ['fra-0', 'nyc-0'] },
-    { name: 'web', prefix: '10.42.255.2/32', origins: ['lon-0', 'nyc-1'] }
-  ],
-  timeline: [
-    { at: 2000, event: 'nodeCrash', node: 'lon-0' },
-    { at: 3000, event: 'serviceDown', node: 'fra-0', service: 'api' },
-    { at: 7000, event: 'nodeRestart', node: 'lon-0' }
-  ],
-  expect: { steadyAfterMs: 2000 }
-}
-
-function mini (changes: Partial<typeof miniValue> = {}): Scenario {
-  return parseScenario({ ...miniValue, ...changes }, 'mini.json')
-}
+const miniValue = MINI_SCENARIO
+const mini = miniScenario
 
 function assertConverged (run: RunResult): void {
   for (const event of run.convergence.events) {

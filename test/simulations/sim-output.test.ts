@@ -18,32 +18,9 @@ import { createProgressBar, renderProgress } from '../../simulations/sim-console
 import { createFalseDeadSink } from '../../simulations/false-dead.ts'
 import { MAX_MAP_INSTANTS, MAX_SAMPLES, NODE_DOWN, NO_ROUTE, SeriesRecorder, sampleIntervalMs } from '../../simulations/time-series.ts'
 import type { InspectionEvent } from '../../src/runtime/ports.ts'
+import { MINI_SCENARIO } from '../support/mini-scenario.ts'
 
-/** 20 nodes in three cities; api fails at 3 s, a web origin crashes at 2 s and restarts at 7 s. */
-const miniValue = {
-  name: 'mini',
-  durationMs: 10_000,
-  degree: 4,
-  generate: {
-    count: 20,
-    spreadKm: 200,
-    sites: [
-      { name: 'fra', lat: 50.11, lon: 8.68, region: 'eu' },
-      { name: 'nyc', lat: 40.71, lon: -74.01, region: 'na' },
-      { name: 'lon', lat: 51.51, lon: -0.13, region: 'eu' }
-    ]
-  },
-  services: [
-    { name: 'api', prefix: '10.42.255.1/32', origins: ['fra-0', 'nyc-0'] },
-    { name: 'web', prefix: '10.42.255.2/32', origins: ['lon-0', 'nyc-1'] }
-  ],
-  timeline: [
-    { at: 2000, event: 'nodeCrash', node: 'lon-0' },
-    { at: 3000, event: 'serviceDown', node: 'fra-0', service: 'api' },
-    { at: 7000, event: 'nodeRestart', node: 'lon-0' }
-  ],
-  expect: { steadyAfterMs: 2000 }
-}
+const miniValue = MINI_SCENARIO
 
 async function withDir (body: (dir: string, file: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'form-anycast-sim-output-'))
