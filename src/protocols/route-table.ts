@@ -115,6 +115,8 @@ export class RouteTable {
   /** Live records only: origin → prefixes it currently announces. */
   private readonly prefixesByOrigin = new Map<string, Set<string>>()
   private readonly direct = new Map<string, number>()
+  /** Origins whose relay paths are held down (setRelaysHeldDown). */
+  private readonly relayBlocked = new Set<string>()
   /** pathTo's answers by origin (undefined: no path), until a mutation touches the origin. */
   private readonly paths = new Map<string, RoutePath | undefined>()
   private readonly neighbours = new Map<string, NeighbourReach>()
@@ -242,7 +244,7 @@ export class RouteTable {
     if (this.paths.has(origin)) return this.paths.get(origin)
     const direct = this.direct.get(origin)
     let best = direct === undefined ? undefined : directPath(origin, direct)
-    for (const relay of this.relaysByOrigin.get(origin) ?? []) {
+    for (const relay of this.relayBlocked.has(origin) ? [] : this.relaysByOrigin.get(origin) ?? []) {
       const reach = this.neighbours.get(relay) as NeighbourReach
       const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
       if (path !== undefined && (best === undefined || comparePaths(path, best) < 0)) best = path
@@ -265,6 +267,22 @@ export class RouteTable {
     }
     return [...changed].sort(compareText)
   }
+
+  /**
+   * Hold down (or release) the relay paths to `origin`: while held, only a direct path counts.
+   * A node that has just lost its direct path to an origin must not jump onto a neighbour's
+   * report of reaching it: the neighbour may be losing it at the same moment (the origin crashed),
+   * and two such nodes relaying to each other form a loop until their withdrawals cross.
+   */
+  setRelaysHeldDown (origin: string, held: boolean): string[] {
+    if (held === this.relayBlocked.has(origin)) return []
+    return this.pathChanges([origin], () => {
+      if (held) this.relayBlocked.add(origin)
+      else this.relayBlocked.delete(origin)
+    })
+  }
+
+  hasDirectReach (origin: string): boolean { return this.direct.has(origin) }
 
   /** This node's own measurement of `origin`: RTT in ms, or undefined when it cannot reach it directly. */
   setDirectReach (origin: string, rttMs: number | undefined): string[] {

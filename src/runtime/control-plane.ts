@@ -217,6 +217,8 @@ export class ControlPlane {
     this.unsubscribe = undefined
     this.unsubscribeValidation?.()
     this.unsubscribeValidation = undefined
+    for (const timer of this.relayHoldDowns.values()) this.components.clock.clearTimeout(timer as never)
+    this.relayHoldDowns.clear()
     this.components.overlay.setValidator(this.config.routesTopic, undefined)
     if (this.refreshTimer !== undefined) this.components.clock.clearTimeout(this.refreshTimer)
     this.refreshTimer = undefined
@@ -455,11 +457,34 @@ export class ControlPlane {
     const helpers = (): PeerId[] => this.establishedPeers().map((peer) => peer.peerId).filter((peer) => peer !== origin)
     return this.proberSpec(`origin-probe:${origin}`, 'origins', { kind: 'peer', peerId: origin }, { ...this.config.originProbe, indirect: { k: 2, via: helpers } }, (verdict, detail) => {
       const rtt = directlyReachable(verdict, detail.consecutiveFail) ? detail.lastLatencyMs ?? 0 : undefined
+      const hadDirect = this.table.hasDirectReach(origin)
       this.routesChanged(this.table.setDirectReach(origin, rtt))
+      if (rtt !== undefined) this.holdDownRelays(origin, false)
+      else if (hadDirect) this.holdDownRelays(origin, true)
       // A triggered report: neighbours relaying through us learn at once, not at the next refresh.
       // The prober's snapshot still shows the old verdict while it notifies, so this one is given.
       this.sendReachReport(this.establishedPeers(), { origin, rttMs: rtt })
     })
+  }
+
+  private readonly relayHoldDowns = new Map<PeerId, unknown>()
+
+  /**
+   * Losing a direct path holds the origin's relay paths down for two refresh periods: long enough
+   * for every neighbour that also lost it to have sent its triggered withdrawal, so no two nodes
+   * relay to each other's stale report (a loop). An origin that is alive but unreachable from here
+   * is used through relays after the hold-down.
+   */
+  private holdDownRelays (origin: PeerId, hold: boolean): void {
+    const { clock } = this.components
+    const pending = this.relayHoldDowns.get(origin)
+    if (pending !== undefined) { clock.clearTimeout(pending as never); this.relayHoldDowns.delete(origin) }
+    if (!hold) { this.routesChanged(this.table.setRelaysHeldDown(origin, false)); return }
+    this.routesChanged(this.table.setRelaysHeldDown(origin, true))
+    this.relayHoldDowns.set(origin, clock.setTimeout(() => {
+      this.relayHoldDowns.delete(origin)
+      if (this.running) this.routesChanged(this.table.setRelaysHeldDown(origin, false))
+    }, 2 * this.config.refreshIntervalMs))
   }
 
   /** Periodic: expire silent origins, refresh measured RTTs, tell neighbours what we reach. */

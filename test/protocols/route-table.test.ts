@@ -394,17 +394,19 @@ test('route-table: property — pathTo (cached) equals the best path recomputed 
     fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20, 35), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'me', 'r', 'q'), fc.constantFrom(0, 5, 50)) }),
     fc.record({ kind: fc.constant('rtt' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.constantFrom(1, 20, 35) }),
     fc.record({ kind: fc.constant('drop' as const), neighbour: fc.constantFrom('r', 'q') }),
-    fc.record({ kind: fc.constant('read' as const), origin: fc.constantFrom('a', 'b', 'c') })
+    fc.record({ kind: fc.constant('read' as const), origin: fc.constantFrom('a', 'b', 'c') }),
+    fc.record({ kind: fc.constant('hold' as const), origin: fc.constantFrom('a', 'b', 'c'), held: fc.boolean() })
   )
   fc.assert(fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
     const routes = table()
     for (const origin of ['a', 'b', 'c']) routes.applyAnnouncement(ann({ origin, seq: 1 }), 0)
     const direct = new Map<string, number>()
     const neighbours = new Map<string, { rttMs: number, seq: number, entries: Record<string, number> }>()
+    const held = new Set<string>()
     const model = (origin: string): string => {
       const paths: Array<{ hops: string[], costMs: number }> = []
       if (direct.has(origin)) paths.push({ hops: [origin], costMs: direct.get(origin) as number })
-      for (const [relay, reach] of neighbours) {
+      for (const [relay, reach] of held.has(origin) ? [] : neighbours) {
         if (reach.entries[origin] !== undefined && origin !== relay) paths.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
       }
       paths.sort((x, y) => x.costMs - y.costMs || x.hops.length - y.hops.length || (x.hops.join() < y.hops.join() ? -1 : 1))
@@ -427,6 +429,9 @@ test('route-table: property — pathTo (cached) equals the best path recomputed 
       } else if (s.kind === 'drop') {
         routes.dropNeighbour(s.neighbour)
         neighbours.delete(s.neighbour)
+      } else if (s.kind === 'hold') {
+        routes.setRelaysHeldDown(s.origin, s.held)
+        if (s.held) held.add(s.origin); else held.delete(s.origin)
       } else {
         assert.is(JSON.stringify(routes.pathTo(s.origin)), model(s.origin), `pathTo(${s.origin}) mid-sequence`)
       }

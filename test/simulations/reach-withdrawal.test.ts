@@ -34,4 +34,23 @@ test('a crashed origin reached only through a relay leaves the far node\'s table
   await world.stop()
 })
 
+test('a node that loses its direct link to a live origin holds its relay paths down briefly, then uses the relay, seed 5', async () => {
+  const world = new SimWorld({
+    seed: 5,
+    nodes: 3,
+    degree: 2,
+    services: (index) => index === 0 ? [{ name: 'api', prefix: PREFIX, check: { kind: 'tcp', host: 'svc', port: 80 }, preference: 100 }] : []
+  })
+  await world.start()
+  await world.run(8000)
+  const far = world.hosts.get(FAR)!
+  assert.is(far.controlPlane.routes().find((route) => route.prefix === PREFIX)?.nextHop, ORIGIN, 'first the far node reaches the origin directly')
+  world.network.partition([FAR], [ORIGIN])
+  await world.run(6000)
+  const after = far.controlPlane.routes().find((route) => route.prefix === PREFIX)
+  assert.is(after?.origin, ORIGIN, 'the origin is alive: it stays the choice')
+  assert.is(after?.nextHop, NEAR, 'through the near node, once the hold-down is over')
+  await world.stop()
+})
+
 test.run()
