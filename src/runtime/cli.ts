@@ -13,6 +13,8 @@ import { NetworkKeyError, writeNetworkKeyFile } from './network-key.ts'
 import { InvalidOverlayAddressError } from './libp2p-node.ts'
 import { LOG_LEVELS } from './logger.ts'
 import { registerSimCommand } from '../../simulations/sim-command.ts'
+import { ACTOR_KINDS, CHART_FORMATS, ChartError, renderChart } from './chart-export.ts'
+import { registerInspectCommand } from './inspect-command.ts'
 
 export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
@@ -112,6 +114,14 @@ export async function main (argv: string[], io: CliIo = defaultIo): Promise<numb
 
   registerSimCommand(program, io, (code) => { exitCode = code })
 
+  program.command('chart')
+    .description("print an actor kind's state chart, read from its machine definition")
+    .argument('<actor>', `actor kind (${ACTOR_KINDS.join(', ')})`)
+    .option('--format <format>', `output format (${CHART_FORMATS.join(', ')})`, 'mermaid')
+    .action((actor: string, options: { format: string }) => { io.out(renderChart(actor, options.format).trimEnd()) })
+
+  registerInspectCommand(program, io, (code) => { exitCode = code })
+
   try {
     await program.parseAsync(argv)
     return exitCode
@@ -124,6 +134,10 @@ function report (error: unknown, io: CliIo): number {
   if (error instanceof CommanderError) {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT_OK
     // Commander already printed its message through configureOutput.
+    return EXIT_BAD_INPUT
+  }
+  if (error instanceof ChartError) {
+    io.err(`form-anycast chart: ${error.field}: ${error.message}`)
     return EXIT_BAD_INPUT
   }
   if (error instanceof ConfigError || error instanceof NodeKeyError || error instanceof NetworkKeyError || error instanceof InvalidOverlayAddressError) {
