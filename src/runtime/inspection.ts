@@ -137,14 +137,16 @@ export function xstateInspector (bus: Inspector & { readonly active?: boolean },
     return event
   }
   return (inspection) => {
-    if (bus.active === false) return
+    // The root is remembered even with no sink attached: a live stream that attaches later (the
+    // status API's /v1/inspect) must still see this actor's events.
     if (inspection.type === '@xstate.actor') {
       if (rootSessionId === undefined) {
         rootSessionId = inspection.actorRef.sessionId
-        bus.emit(base('actor.started'))
+        if (bus.active !== false) bus.emit(base('actor.started'))
       }
       return
     }
+    if (bus.active === false) return
     if (inspection.actorRef.sessionId !== rootSessionId) return
     if (inspection.type === '@xstate.event') {
       const record = base('actor.event')

@@ -44,6 +44,20 @@ test('inspection: an actor reports start, received events and state changes with
   actor.stop()
 })
 
+test('inspection: a sink attached after the actor started (a live stream) still receives its events and states', () => {
+  const clock = new VirtualClock(1000)
+  const bus = new InspectionBus()
+  const actor = inspectedToggle(bus, clock).start()
+  const sink = createMemorySink()
+  bus.addSink(sink)
+  actor.send({ type: 'flip' })
+  assert.equal(sink.events.map((event) => [event.kind, event.event, event.state]), [
+    ['actor.event', 'flip', undefined],
+    ['actor.snapshot', 'flip', 'on']
+  ])
+  actor.stop()
+})
+
 test('inspection: JSONL file sink and hash sink agree byte for byte', () => {
   const dir = mkdtempSync(join(tmpdir(), 'form-anycast-trace-'))
   try {
