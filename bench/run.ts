@@ -9,7 +9,8 @@ const BENCHES: Array<{ name: string, file: string, nodeArgs?: string[] }> = [
   { name: 'actor-memory', file: 'actor-memory.ts', nodeArgs: ['--expose-gc'] },
   { name: 'sim-overlay', file: 'sim-overlay.ts' },
   { name: 'dns', file: 'dns.ts' },
-  { name: 'sim', file: 'sim.ts' }
+  { name: 'sim', file: 'sim.ts' },
+  { name: 'inspect', file: 'inspect.ts' }
 ]
 
 const wanted = process.argv.slice(2)
