@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { startInspector } from '../src/runtime/inspect-command.ts'
+import type { PageGlobals } from '../test/support/browser.ts'
 
 const NODES = 100
 const SAMPLES = 40
@@ -65,8 +66,8 @@ try {
     const out: number[] = []
     for (const at of targets) {
       const started = performance.now()
-      ;(window as unknown as { inspector: { goto: (at: number) => void } }).inspector.goto(at)
-      while (document.body.dataset.at !== String(at) && performance.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 0))
+      ;(globalThis as unknown as PageGlobals).inspector.goto(at)
+      while ((globalThis as unknown as PageGlobals).document.body.dataset.at !== String(at) && performance.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 0))
       out.push(performance.now() - started)
     }
     return out
@@ -82,13 +83,13 @@ try {
     if (pick !== undefined) switches.push({ node, id: pick.systemId })
   }
   const switchMs = await page.evaluate(async (targets) => {
-    const api = (window as unknown as { inspector: { selectNode: (name: string) => void, selectActor: (id: string) => void } }).inspector
+    const api = (globalThis as unknown as PageGlobals).inspector
     const out: number[] = []
     for (const target of targets) {
       const started = performance.now()
       api.selectNode(target.node)
       api.selectActor(target.id)
-      while ((document.body.dataset.actor !== target.id || document.querySelector('#chart svg') === null) && performance.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 0))
+      while (((globalThis as unknown as PageGlobals).document.body.dataset.actor !== target.id || (globalThis as unknown as PageGlobals).document.querySelector('#chart svg') === null) && performance.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 0))
       out.push(performance.now() - started)
     }
     return out

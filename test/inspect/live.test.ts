@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { startCli, type CliProcess } from '../support/processes.ts'
-import { launchBrowser, startInspectCli } from '../support/browser.ts'
+import { launchBrowser, startInspectCli, type PageGlobals } from '../support/browser.ts'
 import { DEMO_PARTIAL_SERVICE } from '../../src/runtime/up.ts'
 
 const ANNOUNCER = `prefix-announcer:${DEMO_PARTIAL_SERVICE.prefix}`
@@ -37,14 +37,14 @@ test('inspect --connect: a service marked down on a live node shows as its annou
     await row.waitFor({ timeout: 15_000 })
     await row.click()
     // Seeded from /v1/actors, then kept current by the stream: the announcer reaches announced.
-    await page.waitForFunction((id) => document.querySelector(`.tree-actor[data-actor="${id}"]`)?.getAttribute('data-state')?.startsWith('announced') === true, ANNOUNCER, { timeout: 30_000 })
+    await page.waitForFunction((id) => (globalThis as unknown as PageGlobals).document.querySelector(`.tree-actor[data-actor="${id}"]`)?.getAttribute('data-state')?.startsWith('announced') === true, ANNOUNCER, { timeout: 30_000 })
     await page.waitForSelector('#chart svg .state.active[data-state="prefix-announcer.announced"]', { timeout: 10_000 })
 
     const down = await fetch(`${apis.get('fra')!}/v1/services/${DEMO_PARTIAL_SERVICE.name}/down`, { method: 'POST', signal: AbortSignal.timeout(5000) })
     assert.is(down.status, 200)
     const startedAt = Date.now()
     await page.waitForFunction((id) => {
-      const state = document.querySelector(`.tree-actor[data-actor="${id}"]`)?.getAttribute('data-state')
+      const state = (globalThis as unknown as PageGlobals).document.querySelector(`.tree-actor[data-actor="${id}"]`)?.getAttribute('data-state')
       return state !== undefined && state !== null && !state.startsWith('announced')
     }, ANNOUNCER, { timeout: 15_000 })
     await page.waitForSelector('#chart svg .state.active:not([data-state="prefix-announcer.announced"])', { timeout: 10_000 })

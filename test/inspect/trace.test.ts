@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
 import { startCli } from '../support/processes.ts'
-import { launchBrowser, startInspectCli } from '../support/browser.ts'
+import { launchBrowser, startInspectCli, type PageGlobals } from '../support/browser.ts'
 import type { InspectionEvent } from '../../src/runtime/ports.ts'
 
 const SCREENSHOT = fileURLToPath(new URL('../../docs/inspect.png', import.meta.url))
@@ -99,7 +99,7 @@ test('inspect --trace: chart lights the session state at the end and at an early
     for (let steps = 0; steps < 10 && Number(await page.getAttribute('body', 'data-at')) < confirm; steps++) {
       const before = await page.getAttribute('body', 'data-at')
       await page.click('#actor-forward')
-      await page.waitForFunction((previous) => document.body.dataset.at !== previous, before, { timeout: 10_000 })
+      await page.waitForFunction((previous) => (globalThis as unknown as PageGlobals).document.body.dataset.at !== previous, before, { timeout: 10_000 })
     }
     await waitRendered(page, confirm, actor)
     assert.equal(await litLeaves(page), ['peer-session.opened.openConfirm'])

@@ -14,3 +14,15 @@ export async function startInspectCli (args: string[]): Promise<{ cli: CliProces
   const match = await cli.waitForLine(/^inspect: (http:\/\/127\.0\.0\.1:\d+)\//, 20_000)
   return { cli, url: match[1]! }
 }
+
+/**
+ * The browser globals that page callbacks touch. The project compiles without the DOM lib, so
+ * callbacks say `(globalThis as unknown as PageGlobals).document`; the cast vanishes at run time.
+ */
+export interface PageGlobals {
+  document: {
+    body: { dataset: Record<string, string | undefined> }
+    querySelector(selector: string): { getAttribute(name: string): string | null } | null
+  }
+  inspector: { goto(at: number): void, selectNode(name: string): void, selectActor(id: string): void }
+}
