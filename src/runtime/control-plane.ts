@@ -32,6 +32,11 @@ export interface OriginValidation {
 
 /** An origin's invalid announcements are logged once per this window. */
 const INVALID_ORIGIN_LOG_WINDOW_MS = 60_000
+/**
+ * An announcement usually arrives a moment before its origin's lease (two topics): held this long
+ * without a lease, it is logged as a warning; before that it is the ordinary race.
+ */
+const HELD_WARN_AFTER_MS = 10_000
 /** Announcements held until their origin's lease arrives, at most. */
 const MAX_HELD_ANNOUNCEMENTS = 4096
 
@@ -161,7 +166,7 @@ export class ControlPlane {
   // ---- origin validation ----------------------------------------------------------------------
 
   /** Announcements from origins without a lease (yet), by prefix and origin: the lease may be on its way. */
-  private readonly held = new Map<string, SignedAnnouncement>()
+  private readonly held = new Map<string, { signed: SignedAnnouncement, sinceMs: number, lastMs: number }>()
   /** Local announcements waiting for this node's own anycast lease. */
   private readonly heldLocal = new Map<string, { service: ServiceConfig, attributes: RouteAttributes | undefined }>()
   private readonly invalidLogged = new Map<string, number>()
@@ -175,19 +180,31 @@ export class ControlPlane {
     if (validation.validate(announcement.prefix, announcement.origin) !== 'invalid') return true
     this.counters.rejected.inc({ reason: 'no-lease' })
     const now = this.components.clock.now()
-    const last = this.invalidLogged.get(announcement.origin)
-    if (last === undefined || now - last >= INVALID_ORIGIN_LOG_WINDOW_MS) {
-      if (this.invalidLogged.size >= MAX_HELD_ANNOUNCEMENTS) this.invalidLogged.clear()
-      this.invalidLogged.set(announcement.origin, now)
-      this.components.logger.warn('ignored an announcement from an origin without a lease for its prefix', { origin: announcement.origin, prefix: announcement.prefix })
-    }
     const key = `${announcement.prefix} ${announcement.origin}`
     const known = this.held.get(key)
-    if (known === undefined || known.announcement.seq < announcement.seq) {
+    if (known === undefined || known.signed.announcement.seq < announcement.seq) {
       if (known === undefined && this.held.size >= MAX_HELD_ANNOUNCEMENTS) return false
-      this.held.set(key, signed)
+      this.held.set(key, { signed, sinceMs: known?.sinceMs ?? now, lastMs: now })
     }
+    this.components.logger.debug('holding an announcement until its origin\'s lease arrives', { origin: announcement.origin, prefix: announcement.prefix })
     return false
+  }
+
+  /**
+   * Announcements still without a lease after HELD_WARN_AFTER_MS: warned, once per origin per
+   * window. One whose origin stopped sending it for longer than its ttl is forgotten.
+   */
+  private warnLongHeld (now: number): void {
+    for (const [key, { signed, sinceMs, lastMs }] of this.held) {
+      const { origin, prefix } = signed.announcement
+      if (now - lastMs > signed.announcement.attributes.ttlMs) { this.held.delete(key); continue }
+      if (now - sinceMs < HELD_WARN_AFTER_MS) continue
+      const last = this.invalidLogged.get(origin)
+      if (last !== undefined && now - last < INVALID_ORIGIN_LOG_WINDOW_MS) continue
+      if (this.invalidLogged.size >= MAX_HELD_ANNOUNCEMENTS) this.invalidLogged.clear()
+      this.invalidLogged.set(origin, now)
+      this.components.logger.warn('ignoring announcements from an origin without a lease for its prefix', { origin, prefix, heldForMs: now - sinceMs })
+    }
   }
 
   /** Leases changed: apply what was held and is now valid, announce what waited for our own lease. */
@@ -197,7 +214,7 @@ export class ControlPlane {
     if (validation === undefined) return
     const now = this.components.clock.now()
     const changed: string[] = []
-    for (const [key, signed] of this.held) {
+    for (const [key, { signed }] of this.held) {
       if (validation.validate(signed.announcement.prefix, signed.announcement.origin) === 'invalid') continue
       this.held.delete(key)
       const result = this.table.applyAnnouncement(signed, now)
@@ -490,6 +507,7 @@ export class ControlPlane {
   /** Periodic: expire silent origins, refresh measured RTTs, tell neighbours what we reach. */
   private refresh (): void {
     const now = this.components.clock.now()
+    this.warnLongHeld(now)
     const changed = new Set(this.table.expire(now))
     for (const view of this.originHealth()) {
       if (view.direct) for (const prefix of this.table.setDirectReach(view.origin, view.rttMs ?? 0)) changed.add(prefix)

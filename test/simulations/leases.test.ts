@@ -10,6 +10,7 @@ import { encodeUpdate, signAnnouncement } from '../../src/protocols/announcement
 import { createSimSigner } from '../../src/runtime/signing.ts'
 import { createRandom } from '../../src/runtime/random.ts'
 import type { MemoryMetrics } from '../../src/runtime/metrics.ts'
+import type { MemoryLogger } from '../../src/runtime/logger.ts'
 
 const PREFIX = '10.42.255.7/32'
 
@@ -51,6 +52,14 @@ test('leases: distinct unicast addresses, origins announce with a lease, a lease
     ignored += (host.components.metrics as MemoryMetrics).value('route_announcements_rejected_total', { reason: 'no-lease' })
   }
   assert.ok(ignored >= 9, `every node that got it ignored it (${ignored})`)
+  // Held without a lease for 10 s, it is warned about (before that it may be the ordinary race).
+  const warned = (): number => [...world.hosts.values()].filter((host) => (host.components.logger as MemoryLogger).records
+    .some((record) => record.level === 'warn' && /without a lease/.test(record.message) && record.fields?.origin === 'rogue')).length
+  assert.is(warned(), 0, 'no warning yet 3 s after')
+  await world.run(10_000)
+  assert.ok(warned() >= 9, `warned at every node after 10 s (${warned()})`)
+  assert.not.ok([...world.hosts.values()].some((host) => (host.components.logger as MemoryLogger).records
+    .some((record) => record.level === 'warn' && /without a lease/.test(record.message) && record.fields?.origin !== 'rogue')), 'no leased origin was ever warned about')
   await world.stop()
 })
 
