@@ -96,6 +96,21 @@ export const defaultStateConfig: StateConfig = {
   antiEntropyIntervalMs: 5_000
 }
 
+/** The packet path (`dataplane` section; default kind "none": DNS steering only). */
+export interface DataplaneConfig {
+  kind: 'none' | 'memory' | 'wireguard'
+  /** WireGuard interface name; default "fa0". */
+  interface: string
+  /** WireGuard UDP port; default 51820 (formnet's). */
+  listenPort: number
+  /** host:port other nodes send to; default the DNS address or first specific listen address, with listenPort. */
+  endpoint?: string
+  reconcileIntervalMs: number
+}
+
+export const DATAPLANE_KINDS = ['none', 'memory', 'wireguard'] as const
+export const defaultDataplaneConfig: DataplaneConfig = { kind: 'none', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5_000 }
+
 export interface NodeConfig {
   /** Human name of this node, e.g. "fra". */
   name: string
@@ -119,6 +134,7 @@ export interface NodeConfig {
   networkKeyFile?: string
   dns?: DnsConfig
   state: StateConfig
+  dataplane: DataplaneConfig
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
@@ -374,6 +390,34 @@ function parseState (fields: Fields, value: unknown, field: string): StateConfig
   return state
 }
 
+// ---- dataplane -------------------------------------------------------------------------------
+
+/** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no slash or space. */
+const INTERFACE_NAME = /^[a-zA-Z0-9_.-]{1,15}$/
+const ENDPOINT = /^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/
+
+function parseDataplane (fields: Fields, value: unknown, field: string, listen: readonly string[], stateEnabled: boolean): DataplaneConfig {
+  const dataplane = { ...defaultDataplaneConfig }
+  if (value === undefined) return dataplane
+  const raw = fields.object(value, field, ['kind', 'interface', 'listenPort', 'endpoint', 'reconcileIntervalMs'])
+  const at = (key: string): string => join(field, key)
+  if (raw.kind !== undefined) {
+    const kind = fields.string(raw.kind, at('kind'))
+    if (!(DATAPLANE_KINDS as readonly string[]).includes(kind)) fields.fail(at('kind'), `must be one of ${DATAPLANE_KINDS.join(', ')}, got ${JSON.stringify(kind)}`)
+    dataplane.kind = kind as DataplaneConfig['kind']
+  }
+  if (raw.interface !== undefined) dataplane.interface = fields.string(raw.interface, at('interface'), { pattern: INTERFACE_NAME, patternHint: 'an interface name of 1 to 15 letters, digits, dots, dashes or underscores' })
+  if (raw.listenPort !== undefined) dataplane.listenPort = fields.number(raw.listenPort, at('listenPort'), 1, 65535)
+  if (raw.reconcileIntervalMs !== undefined) dataplane.reconcileIntervalMs = fields.number(raw.reconcileIntervalMs, at('reconcileIntervalMs'), 100, 3_600_000)
+  if (raw.endpoint !== undefined) dataplane.endpoint = fields.string(raw.endpoint, at('endpoint'), { pattern: ENDPOINT, patternHint: 'an address and port such as 203.0.113.7:51820' })
+  else {
+    const address = defaultDnsAddress(listen)
+    if (address !== undefined) dataplane.endpoint = `${address.includes(':') ? `[${address}]` : address}:${dataplane.listenPort}`
+  }
+  if (dataplane.kind !== 'none' && !stateEnabled) fields.fail(at('kind'), 'needs the replicated state (state.enabled): peers\' keys and overlay addresses come from it')
+  return dataplane
+}
+
 /** The first listen address that names one interface (not 0.0.0.0 or ::): on formnet, the overlay IP. */
 export function defaultDnsAddress (listen: readonly string[]): string | undefined {
   for (const address of listen) {
@@ -387,7 +431,7 @@ export function defaultDnsAddress (listen: readonly string[]): string | undefine
   return undefined
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state'] as const
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -406,7 +450,8 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     services: parseServices(fields, raw.services),
     probe: parseProbePolicy(fields, raw.probe),
     logLevel: 'info',
-    state: parseState(fields, raw.state, 'state')
+    state: parseState(fields, raw.state, 'state'),
+    dataplane: defaultDataplaneConfig
   }
   if (raw.demoServicePort !== undefined) config.demoServicePort = fields.number(raw.demoServicePort, 'demoServicePort', 0, 65535)
   config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })
@@ -430,6 +475,7 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     config.dns = parseDns(fields, raw.dns, 'dns')
     config.dns.address ??= defaultDnsAddress(config.listen)
   }
+  config.dataplane = parseDataplane(fields, raw.dataplane, 'dataplane', config.listen, config.state.enabled)
   return config
 }
 

@@ -21,12 +21,18 @@ import { locateNode, openDnsGeoIp, startNodeDns, type NodeDns } from './node-dns
 import { LevelStore } from './level-store.ts'
 import { StoreError } from './memory-store.ts'
 import { StatePersistenceError } from './state-persistence.ts'
+import { startDataplaneAgent, type DataplaneAgent } from './dataplane-agent.ts'
+import { MemoryDataplane } from './dataplane-memory.ts'
+import { DataplaneError, loadOrCreateWireguardKey, WireguardDataplane } from './dataplane-wireguard.ts'
+import type { Dataplane, Logger } from './ports.ts'
 
 export interface RunningNode {
   host: NodeHost
   api: StatusApi
   /** The GeoDNS server, when the config enables one. */
   dns: NodeDns | undefined
+  /** The dataplane, when the config enables one. */
+  dataplane: DataplaneAgent | undefined
   stop(): Promise<void>
 }
 
@@ -136,7 +142,8 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
           }
         })
   })
-  const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port })
+  let dataplane: DataplaneAgent | undefined
+  const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port, dataplane: () => dataplane?.reconciler.view() })
   let demo: DemoService | undefined
   let dns: NodeDns | undefined
   try {
@@ -160,7 +167,9 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
   }
   try {
     await host.start()
+    dataplane = await startDataplane(config, configPath, host, logger)
   } catch (error) {
+    await host.stop()
     await dns?.stop()
     await demo?.stop()
     await api.stop()
@@ -172,9 +181,12 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
     host,
     api,
     dns,
+    dataplane,
     stop: async () => {
       stopping ??= (async () => {
         await dns?.stop()
+        // The interface goes before the control plane drains: nothing on the host outlives the node.
+        await dataplane?.stop()
         // NodeHost.stop stops the replicator, which closes the store; closing is idempotent, so
         // this only makes sure LevelDB's lock is released before the process exits.
         await host.stop()
@@ -185,6 +197,36 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
       })()
       await stopping
     }
+  }
+}
+
+/** The configured dataplane over a started node; a host that cannot run it fails start-up naming `dataplane`. */
+async function startDataplane (config: NodeConfig, configPath: string, host: NodeHost, logger: Logger): Promise<DataplaneAgent | undefined> {
+  const settings = config.dataplane
+  if (settings.kind === 'none') return undefined
+  let dataplane: Dataplane
+  let publicKey: string
+  if (settings.kind === 'memory') {
+    dataplane = new MemoryDataplane()
+    publicKey = (await loadOrCreateWireguardKey(resolve(config.dataDir))).publicKey
+  } else {
+    const key = await loadOrCreateWireguardKey(resolve(config.dataDir))
+    publicKey = key.publicKey
+    dataplane = new WireguardDataplane({
+      interface: settings.interface,
+      listenPort: settings.listenPort,
+      privateKeyFile: key.privateKeyFile,
+      overlayCidr: config.state.overlayCidr,
+      anycastCidr: config.state.anycastCidr,
+      logger: logger.child({ component: 'wireguard' })
+    })
+  }
+  try {
+    return await startDataplaneAgent({ host, dataplane, publicKey, intervalMs: settings.reconcileIntervalMs, ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }) })
+  } catch (error) {
+    await dataplane.stop()
+    if (error instanceof DataplaneError) throw new ConfigError(configPath, 'dataplane', error.message)
+    throw error
   }
 }
 

@@ -2,6 +2,8 @@
 // disk and the real clock; the simulator wires the same actors to a virtual clock, a seeded PRNG and
 // a simulated network. If an actor behaves differently in the two worlds, an adapter is wrong.
 
+import type { DataplaneOp, DataplaneState } from '../protocols/dataplane-table.ts'
+
 /** Opaque timer handle; only the clock that made it can clear it. */
 export type TimerHandle = unknown
 
@@ -200,4 +202,22 @@ export interface Prober {
 
 export interface Inspector {
   emit(event: InspectionEvent): void
+}
+
+/**
+ * The packet path: a tunnel interface (WireGuard) whose peers and AllowedIPs carry each anycast
+ * prefix to the origin its best route chose, and the anycast addresses delivered here. The
+ * reconciler (dataplane-reconciler.ts) reads what is there, diffs it against the desired table
+ * (src/protocols/dataplane-table.ts) and applies the difference; adapters only read and apply.
+ */
+export interface Dataplane {
+  readonly kind: 'memory' | 'wireguard'
+  /** Idempotent: creates or adopts the interface. */
+  start(options?: { signal?: AbortSignal }): Promise<void>
+  /** Idempotent: removes what start() and apply() put on the host. */
+  stop(): Promise<void>
+  /** What the interface and loopback hold now, only what this dataplane manages. */
+  read(options?: { signal?: AbortSignal }): Promise<DataplaneState>
+  /** Applies the operations in order; throws DataplaneError on the first that fails. */
+  apply(ops: readonly DataplaneOp[], options?: { signal?: AbortSignal }): Promise<void>
 }

@@ -8,6 +8,7 @@ import { traceLine, type InspectionBus } from './inspection.ts'
 import { ServiceExistsError, ServiceRecordError } from '../protocols/service-registry.ts'
 import { IpamExhaustedError } from '../protocols/ipam.ts'
 import { STATE_COLLECTIONS } from '../protocols/state-crdt.ts'
+import type { DataplaneView } from './dataplane-reconciler.ts'
 
 export interface StatusApiInit {
   node: NodeHost
@@ -15,6 +16,8 @@ export interface StatusApiInit {
   inspector: InspectionBus
   host: string
   port: number
+  /** The dataplane's table, when the node runs one (config `dataplane`). */
+  dataplane?: () => DataplaneView | undefined
 }
 
 export class PortInUseError extends Error {
@@ -32,7 +35,7 @@ const MAX_STREAM_CLIENTS = 8
 export const MAX_REQUEST_BODY_BYTES = 4096
 
 const ENDPOINTS = [
-  '/v1/status', '/v1/peers', '/v1/members', '/v1/routes', '/v1/health', '/v1/leases', '/v1/state', '/v1/actors', '/v1/inspect', '/metrics',
+  '/v1/status', '/v1/peers', '/v1/members', '/v1/routes', '/v1/health', '/v1/leases', '/v1/state', '/v1/dataplane', '/v1/actors', '/v1/inspect', '/metrics',
   'POST /v1/services', 'POST /v1/services/<name>/down', 'POST /v1/services/<name>/up'
 ]
 const NO_STATE = 'this node keeps no replicated state (config state.enabled is false)'
@@ -109,6 +112,12 @@ export class StatusApi {
       case '/v1/health': this.json(response, 200, { services: node.controlPlane.serviceHealth(), origins: node.controlPlane.originHealth() }); return
       case '/v1/leases': this.leases(response); return
       case '/v1/state': this.stateSummary(response); return
+      case '/v1/dataplane': {
+        const view = this.init.dataplane?.()
+        if (view === undefined) this.json(response, 404, { error: 'this node runs no dataplane (config dataplane.kind is "none")' })
+        else this.json(response, 200, view)
+        return
+      }
       case '/v1/inspect': this.stream(response); return
       case '/metrics':
         this.init.metrics.render().then((text) => {

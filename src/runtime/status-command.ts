@@ -5,6 +5,7 @@ import type { RouteEntry } from '../protocols/routes.ts'
 import type { OriginHealthView, ServiceHealthView } from './control-plane.ts'
 import type { LeaseView } from './lease-manager.ts'
 import { ConfigError } from './config.ts'
+import type { DataplaneView } from './dataplane-reconciler.ts'
 
 export class StatusFetchError extends Error {
   override name = 'StatusFetchError'
@@ -33,6 +34,32 @@ async function getLeases (base: string, signal: AbortSignal): Promise<LeasesAnsw
   }
 }
 
+/** GET /v1/dataplane; a node without a dataplane answers 404 (undefined here). */
+async function getDataplane (base: string, signal: AbortSignal): Promise<DataplaneView | undefined> {
+  try { return await getJson<DataplaneView>(base, '/v1/dataplane', signal) } catch (error) {
+    if (error instanceof StatusFetchError && / answered 404$/.test(error.message)) return undefined
+    throw error
+  }
+}
+
+/** The dataplane table: where each anycast prefix's packets go, and whether the interface holds it. */
+export function dataplaneLines (view: DataplaneView, name: (id: string | undefined) => string): string[] {
+  const state = view.lastError !== undefined ? `does not match (${view.lastError})` : view.matches ? 'matches the table' : 'does not match the table'
+  const lines = [`dataplane ${view.kind}: interface ${state}; ${view.reconciles} reconciles, ${view.repairs} repairs, ${view.opsApplied} operations`]
+  const actualPeer = (publicKey: string | undefined): string[] => view.actual?.peers.find((peer) => peer.publicKey === publicKey)?.allowedIps ?? []
+  lines.push(table(['ANYCAST PREFIX', 'SERVICE', 'TO', 'PEER', 'ON INTERFACE'], view.routes.map((route) => {
+    const installed = route.via === 'local'
+      ? (view.actual?.localAddresses.includes(route.prefix) ?? false)
+      : route.via === 'peer' ? actualPeer(route.publicKey).includes(route.prefix) : true
+    return [
+      route.prefix, route.service, route.via === 'local' ? 'local (loopback)' : route.via === 'peer' ? 'peer' : 'nowhere',
+      route.via === 'peer' ? `${name(route.nextHop)}${route.nextHop === route.origin ? '' : ` (relay to ${name(route.origin)})`}` : '-',
+      installed ? 'yes' : 'no'
+    ]
+  })))
+  return lines
+}
+
 function expiresIn (lease: LeaseView, nowMs: number): string {
   const seconds = Math.round((lease.expiresAtMs - nowMs) / 1000)
   return lease.live ? `${seconds} s` : 'expired'
@@ -58,16 +85,17 @@ function shortId (peerId: string): string {
 export async function runStatusCommand (options: { api: string, json: boolean, write: (text: string) => void }): Promise<number> {
   const base = parseApiUrl(options.api)
   const signal = AbortSignal.timeout(5000)
-  const [status, peers, members, routes, health, leases] = await Promise.all([
+  const [status, peers, members, routes, health, leases, dataplane] = await Promise.all([
     getJson<NodeStatus>(base, '/v1/status', signal),
     getJson<{ peers: PeerSummary[] }>(base, '/v1/peers', signal),
     getJson<{ members: MemberSummary[] }>(base, '/v1/members', signal),
     getJson<{ routes: RouteEntry[] }>(base, '/v1/routes', signal),
     getJson<{ services: ServiceHealthView[], origins: OriginHealthView[] }>(base, '/v1/health', signal),
-    getLeases(base, signal)
+    getLeases(base, signal),
+    getDataplane(base, signal)
   ])
   if (options.json) {
-    options.write(JSON.stringify({ status, peers: peers.peers, members: members.members, routes: routes.routes, health, ...(leases === undefined ? {} : { leases }) }, null, 2))
+    options.write(JSON.stringify({ status, peers: peers.peers, members: members.members, routes: routes.routes, health, ...(leases === undefined ? {} : { leases }), ...(dataplane === undefined ? {} : { dataplane }) }, null, 2))
     return 0
   }
   const names = new Map(members.members.map((member) => [member.peerId, member.name]))
@@ -100,6 +128,10 @@ export async function runStatusCommand (options: { api: string, json: boolean, w
     options.write(table(['ADDRESS', 'KIND', 'HOLDER', 'SERVICE', 'EXPIRES IN', 'STATE'], leases.leases.map((lease) => [
       lease.address, lease.kind, name(lease.holder), lease.service ?? '-', expiresIn(lease, leases.nowMs), lease.state ?? '-'
     ])))
+  }
+  if (dataplane !== undefined) {
+    options.write('')
+    for (const line of dataplaneLines(dataplane, name)) options.write(line)
   }
   if (health.origins.length > 0) {
     options.write('')
