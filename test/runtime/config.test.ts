@@ -28,6 +28,10 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['latitude', { ...base, location: { lat: 91, lon: 0 } }, /location\.lat: must be between -90 and 90/],
   ['listen multiaddr', { ...base, listen: ['127.0.0.1:4001'] }, /listen\[0\]: must be a multiaddr/],
   ['bootstrap without peer id', { ...base, bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }, /bootstrap\[0\]: must be a multiaddr ending in \/p2p\//],
+  ['dataplane kind', { ...base, dataplane: { kind: 'bgp' } }, /dataplane\.kind: must be one of none, memory, wireguard, got "bgp"/],
+  ['dataplane interface name', { ...base, dataplane: { kind: 'wireguard', interface: 'a-very-long-interface' } }, /dataplane\.interface: must be an interface name of 1 to 15/],
+  ['dataplane endpoint', { ...base, dataplane: { kind: 'wireguard', endpoint: 'host' } }, /dataplane\.endpoint: must be an address and port/],
+  ['dataplane without state', { ...base, state: { enabled: false }, dataplane: { kind: 'memory' } }, /dataplane\.kind: needs the replicated state/],
   ['hold below minimum', { ...base, session: { holdTimeMs: 100 } }, /session\.holdTimeMs: must be between 300/],
   ['hold type', { ...base, session: { holdTimeMs: 'soon' } }, /session\.holdTimeMs: must be a number, got the string "soon"/],
   ['backoff order', { ...base, session: { backoff: { minMs: 500, maxMs: 100 } } }, /session\.backoff\.maxMs: must be at least minMs/],
@@ -98,6 +102,14 @@ test('config: state defaults (on, 10.42.0.0/16 with pool 10.42.255.0/24, 60 s le
   const v6 = parseNodeConfig({ ...base, state: { overlayCidr: 'FD00:42::/48', anycastCidr: 'fd00:42:0:1::/64' } }, 'node.json').state
   assert.equal([v6.overlayCidr, v6.anycastCidr], ['fd00:42::/48', 'fd00:42:0:1::/64'], 'canonical text')
   assert.is(parseNodeConfig({ ...base, state: { enabled: false } }, 'node.json').state.enabled, false)
+})
+
+test('config: dataplane defaults to none; wireguard gets fa0, port 51820 and an endpoint from listen', () => {
+  assert.is(parseNodeConfig(base, 'node.json').dataplane.kind, 'none')
+  assert.equal(parseNodeConfig({ ...base, listen: ['/ip4/0.0.0.0/tcp/4001', '/ip4/10.99.0.2/tcp/4001'], dataplane: { kind: 'wireguard' } }, 'node.json').dataplane,
+    { kind: 'wireguard', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5000, endpoint: '10.99.0.2:51820' })
+  assert.equal(parseNodeConfig({ ...base, dataplane: { kind: 'wireguard', interface: 'wg1', listenPort: 51900, endpoint: '203.0.113.7:4500' } }, 'node.json').dataplane,
+    { kind: 'wireguard', interface: 'wg1', listenPort: 51900, reconcileIntervalMs: 5000, endpoint: '203.0.113.7:4500' })
 })
 
 for (const [label, value, pattern] of rejected) {

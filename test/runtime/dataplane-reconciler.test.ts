@@ -8,6 +8,7 @@ import { DataplaneReconciler } from '../../src/runtime/dataplane-reconciler.ts'
 import { desiredDataplane, type DataplanePeerInfo } from '../../src/protocols/dataplane-table.ts'
 import { dataplanePeers } from '../../src/runtime/dataplane-agent.ts'
 import type { RouteEntry } from '../../src/protocols/routes.ts'
+import { dataplaneLines } from '../../src/runtime/status-command.ts'
 
 const KEY_B = 'B'.repeat(42) + 'A='
 const KEY_C = 'C'.repeat(42) + 'A='
@@ -91,6 +92,23 @@ test('reconciler: a failing read is reported, not thrown, and the next pass reco
   assert.ok(reconciler.view().matches)
   assert.is(reconciler.view().lastError, undefined)
   await reconciler.stop()
+})
+
+test('status: the dataplane table names the peer and says whether the interface holds the prefix', async () => {
+  const { dataplane, reconciler } = await setup()
+  const name = (id: string | undefined): string => id ?? '-'
+  let lines = dataplaneLines(reconciler.view(), name)
+  assert.match(lines[0]!, /interface matches the table/)
+  assert.match(lines[1]!, /ANYCAST PREFIX\s+SERVICE\s+TO\s+PEER\s+ON INTERFACE/)
+  assert.match(lines[1]!, /10\.42\.255\.1\/32\s+web\s+peer\s+b\s+yes/)
+  dataplane.tamperRemovePeer(KEY_B)
+  await reconciler.stop()
+  await dataplane.start()
+  dataplane.tamperRemovePeer(KEY_B)
+  const stale = { ...reconciler.view(), actual: await dataplane.read(), matches: false }
+  lines = dataplaneLines(stale, name)
+  assert.match(lines[0]!, /does not match the table/)
+  assert.match(lines[1]!, /10\.42\.255\.1\/32\s+web\s+peer\s+b\s+no/)
 })
 
 test('peers from state: keys, endpoints and live unicast leases; bad records skipped', () => {
