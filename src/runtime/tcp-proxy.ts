@@ -1,0 +1,148 @@
+// The geo/health-aware L4 TCP proxy (form-rplb's job, which picks a backend at random): each
+// accepted connection is forwarded to the best origin of one service prefix — the route table's
+// nearest healthy choice, then the next-best by cost (src/protocols/proxy-order.ts) — with a connect
+// timeout per attempt, a retry on the next origin, and open/total/failed connection counts per origin.
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { proxyOrder } from '../protocols/proxy-order.ts'
+import type { RouteEntry } from '../protocols/routes.ts'
+import type { Counter, Gauge, Logger, Metrics } from './ports.ts'
+
+export const DEFAULT_PROXY_CONNECT_TIMEOUT_MS = 1_000
+export const DEFAULT_PROXY_MAX_ATTEMPTS = 3
+
+export interface TcpProxyComponents {
+  /** The node's route table (ControlPlane.routes). */
+  routes: () => readonly RouteEntry[]
+  /** Where to reach an origin: its overlay address (its unicast lease), or loopback for this node. */
+  addressOf: (origin: string) => string | undefined
+  logger: Logger
+  metrics: Metrics
+}
+
+export interface TcpProxyConfig {
+  service: string
+  prefix: string
+  host: string
+  port: number
+  /** The service's port on every origin. */
+  targetPort: number
+  connectTimeoutMs?: number
+  /** Origins tried per connection, at most. */
+  maxAttempts?: number
+  maxConnectionsPerOrigin?: number
+}
+
+export interface OriginConnections { origin: string, active: number, total: number, failed: number }
+
+export class TcpProxyError extends Error {
+  override name = 'TcpProxyError'
+}
+
+export class TcpProxy {
+  private server: Server | undefined
+  private readonly sockets = new Set<Socket>()
+  private readonly counts = new Map<string, OriginConnections>()
+  private readonly metrics: { connections: Counter, failures: Counter, active: Gauge }
+
+  constructor (private readonly components: TcpProxyComponents, private readonly config: TcpProxyConfig) {
+    this.metrics = {
+      connections: components.metrics.counter('proxy_connections_total', 'Connections the proxy forwarded', ['service', 'origin']),
+      failures: components.metrics.counter('proxy_connect_failures_total', 'Connect attempts to an origin that failed', ['service', 'origin']),
+      active: components.metrics.gauge('proxy_connections_active', 'Open proxied connections', ['service', 'origin'])
+    }
+  }
+
+  /** Idempotent. Resolves with the bound port. */
+  async start (): Promise<number> {
+    if (this.server === undefined) {
+      const server = createServer((client) => { this.accept(client) })
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (error) => reject(new TcpProxyError(`cannot listen on ${this.config.host}:${this.config.port}: ${error.message}`)))
+        server.listen(this.config.port, this.config.host, () => resolve())
+      })
+      this.server = server
+    }
+    return (this.server.address() as { port: number }).port
+  }
+
+  /** Idempotent: stops accepting and closes every open connection. */
+  async stop (): Promise<void> {
+    const server = this.server
+    this.server = undefined
+    for (const socket of this.sockets) socket.destroy()
+    this.sockets.clear()
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  connections (): OriginConnections[] { return [...this.counts.values()].map((count) => ({ ...count })).sort((a, b) => a.origin < b.origin ? -1 : 1) }
+
+  private count (origin: string): OriginConnections {
+    let count = this.counts.get(origin)
+    if (count === undefined) { count = { origin, active: 0, total: 0, failed: 0 }; this.counts.set(origin, count) }
+    return count
+  }
+
+  private accept (client: Socket): void {
+    this.sockets.add(client)
+    client.pause()
+    client.on('error', () => undefined)
+    client.once('close', () => this.sockets.delete(client))
+    const entry = this.components.routes().find((route) => route.prefix === this.config.prefix)
+    const active = new Map([...this.counts.values()].map((count) => [count.origin, count.active]))
+    const order = proxyOrder(entry, { active, ...(this.config.maxConnectionsPerOrigin === undefined ? {} : { maxConnectionsPerOrigin: this.config.maxConnectionsPerOrigin }) })
+      .slice(0, this.config.maxAttempts ?? DEFAULT_PROXY_MAX_ATTEMPTS)
+    void this.forward(client, order)
+  }
+
+  private async forward (client: Socket, order: string[]): Promise<void> {
+    for (const origin of order) {
+      if (client.destroyed) return
+      const address = this.components.addressOf(origin)
+      if (address === undefined) continue
+      const upstream = await this.tryConnect(address)
+      if (upstream === undefined) {
+        this.count(origin).failed++
+        this.metrics.failures.inc({ service: this.config.service, origin })
+        continue
+      }
+      this.splice(client, upstream, origin)
+      return
+    }
+    this.components.logger.warn('proxy: no origin accepted the connection', { service: this.config.service, tried: order.length })
+    client.destroy()
+  }
+
+  private async tryConnect (address: string): Promise<Socket | undefined> {
+    return await new Promise((resolve) => {
+      const socket = connect({ host: address, port: this.config.targetPort })
+      const timer = setTimeout(() => { socket.destroy(); resolve(undefined) }, this.config.connectTimeoutMs ?? DEFAULT_PROXY_CONNECT_TIMEOUT_MS)
+      socket.once('connect', () => { clearTimeout(timer); resolve(socket) })
+      socket.once('error', () => { clearTimeout(timer); socket.destroy(); resolve(undefined) })
+    })
+  }
+
+  private splice (client: Socket, upstream: Socket, origin: string): void {
+    this.sockets.add(upstream)
+    const count = this.count(origin)
+    count.active++
+    count.total++
+    this.metrics.connections.inc({ service: this.config.service, origin })
+    this.metrics.active.set(count.active, { service: this.config.service, origin })
+    upstream.on('error', () => undefined)
+    let closed = false
+    const close = (): void => {
+      if (closed) return
+      closed = true
+      count.active--
+      this.metrics.active.set(count.active, { service: this.config.service, origin })
+      this.sockets.delete(upstream)
+      client.destroy()
+      upstream.destroy()
+    }
+    upstream.once('close', close)
+    client.once('close', close)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    client.resume()
+  }
+}

@@ -1,0 +1,60 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createServer, connect, type Server } from 'node:net'
+import { TcpProxy } from '../../src/runtime/tcp-proxy.ts'
+import { createMemoryLogger } from '../../src/runtime/logger.ts'
+import { createMemoryMetrics } from '../../src/runtime/metrics.ts'
+import type { RouteCandidate, RouteEntry } from '../../src/protocols/routes.ts'
+
+const candidate = (origin: string, costMs: number): RouteCandidate => ({ origin, seq: 1, attributes: { health: 'healthy', preference: 100, load: 0, ttlMs: 15_000 }, path: { hops: [origin], costMs } })
+
+/** A service on a loopback address that answers with its name, then closes. */
+async function origin (host: string, name: string): Promise<{ server: Server, port: number }> {
+  const server = createServer((socket) => { socket.on('error', () => undefined); socket.end(`${name}\n`) })
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  return { server, port: (server.address() as { port: number }).port }
+}
+
+async function request (port: number): Promise<string> {
+  return await new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    let data = ''
+    socket.on('data', (chunk) => { data += String(chunk) })
+    socket.on('close', () => resolve(data.trim() || '(closed)'))
+    socket.on('error', () => undefined)
+    socket.setTimeout(3000, () => socket.destroy())
+  })
+}
+
+test('tcp proxy: forwards to the chosen origin, retries the next-best when it refuses, counts per origin', async () => {
+  // b and c listen on one port at two loopback addresses; d's address has nothing listening.
+  const b = await origin('127.0.0.2', 'b')
+  const c = createServer((socket) => { socket.on('error', () => undefined); socket.end('c\n') })
+  await new Promise<void>((resolve) => c.listen(b.port, '127.0.0.3', resolve))
+  const addresses: Record<string, string> = { b: '127.0.0.2', c: '127.0.0.3', d: '127.0.0.4' }
+  let route: RouteEntry = { prefix: '10.42.255.1/32', service: 'web', origin: 'b', nextHop: 'b', costMs: 5, reason: 'cost', candidates: [candidate('b', 5), candidate('c', 20)] }
+  const proxy = new TcpProxy({ routes: () => [route], addressOf: (id) => addresses[id], logger: createMemoryLogger(), metrics: createMemoryMetrics() }, {
+    service: 'web', prefix: '10.42.255.1/32', host: '127.0.0.1', port: 0, targetPort: b.port, connectTimeoutMs: 500
+  })
+  const port = await proxy.start()
+  try {
+    assert.equal(await Promise.all([request(port), request(port), request(port)]), ['b', 'b', 'b'])
+    // The route moves to d (chosen, but refusing): each connection retries on the next-best, c.
+    route = { ...route, origin: 'd', nextHop: 'd', candidates: [candidate('d', 1), candidate('b', 5), candidate('c', 20)] }
+    b.server.close()
+    assert.equal([await request(port), await request(port)], ['c', 'c'])
+    const counts = Object.fromEntries(proxy.connections().map((count) => [count.origin, count]))
+    assert.equal(counts.b, { origin: 'b', active: 0, total: 3, failed: 2 })
+    assert.equal(counts.c, { origin: 'c', active: 0, total: 2, failed: 0 })
+    assert.equal(counts.d, { origin: 'd', active: 0, total: 0, failed: 2 })
+    // No usable origin: the client's connection is closed, not left hanging.
+    route = { ...route, origin: undefined, nextHop: undefined, candidates: [] }
+    assert.is(await request(port), '(closed)')
+  } finally {
+    await proxy.stop()
+    c.close()
+    b.server.close()
+  }
+})
+
+test.run()
