@@ -108,6 +108,18 @@ export interface DataplaneConfig {
   reconcileIntervalMs: number
 }
 
+/** An L4 TCP proxy on this node for one service (`proxies` section): forwards to the best origin. */
+export interface ProxyConfig {
+  service: string
+  host: string
+  port: number
+  /** The service's port on every origin (reached at its overlay address). */
+  targetPort: number
+  connectTimeoutMs: number
+  maxAttempts: number
+  maxConnectionsPerOrigin?: number
+}
+
 export const DATAPLANE_KINDS = ['none', 'memory', 'wireguard'] as const
 export const defaultDataplaneConfig: DataplaneConfig = { kind: 'none', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5_000 }
 
@@ -135,6 +147,7 @@ export interface NodeConfig {
   dns?: DnsConfig
   state: StateConfig
   dataplane: DataplaneConfig
+  proxies: ProxyConfig[]
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
@@ -418,6 +431,27 @@ function parseDataplane (fields: Fields, value: unknown, field: string, listen: 
   return dataplane
 }
 
+function parseProxies (fields: Fields, value: unknown, stateEnabled: boolean): ProxyConfig[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) fields.fail('proxies', `must be an array, got ${describe(value)}`)
+  if (value.length > 16) fields.fail('proxies', 'more than 16 entries')
+  if (value.length > 0 && !stateEnabled) fields.fail('proxies', 'needs the replicated state (state.enabled): origins are reached at their overlay addresses')
+  return value.map((item, index) => {
+    const field = `proxies[${index}]`
+    const raw = fields.object(item, field, ['service', 'host', 'port', 'targetPort', 'connectTimeoutMs', 'maxAttempts', 'maxConnectionsPerOrigin'])
+    const proxy: ProxyConfig = {
+      service: fields.string(raw.service, join(field, 'service'), { pattern: SERVICE_NAME, patternHint: NAME_HINT }),
+      host: raw.host === undefined ? '127.0.0.1' : parseIp(fields, raw.host, join(field, 'host')),
+      port: fields.number(raw.port, join(field, 'port'), 0, 65535),
+      targetPort: fields.number(raw.targetPort, join(field, 'targetPort'), 1, 65535),
+      connectTimeoutMs: raw.connectTimeoutMs === undefined ? 1000 : fields.number(raw.connectTimeoutMs, join(field, 'connectTimeoutMs'), 10, 60_000),
+      maxAttempts: raw.maxAttempts === undefined ? 3 : fields.number(raw.maxAttempts, join(field, 'maxAttempts'), 1, 16)
+    }
+    if (raw.maxConnectionsPerOrigin !== undefined) proxy.maxConnectionsPerOrigin = fields.number(raw.maxConnectionsPerOrigin, join(field, 'maxConnectionsPerOrigin'), 1, 1_000_000)
+    return proxy
+  })
+}
+
 /** The first listen address that names one interface (not 0.0.0.0 or ::): on formnet, the overlay IP. */
 export function defaultDnsAddress (listen: readonly string[]): string | undefined {
   for (const address of listen) {
@@ -431,7 +465,7 @@ export function defaultDnsAddress (listen: readonly string[]): string | undefine
   return undefined
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane'] as const
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane', 'proxies'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -451,7 +485,8 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     probe: parseProbePolicy(fields, raw.probe),
     logLevel: 'info',
     state: parseState(fields, raw.state, 'state'),
-    dataplane: defaultDataplaneConfig
+    dataplane: defaultDataplaneConfig,
+    proxies: []
   }
   if (raw.demoServicePort !== undefined) config.demoServicePort = fields.number(raw.demoServicePort, 'demoServicePort', 0, 65535)
   config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })
@@ -476,6 +511,7 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     config.dns.address ??= defaultDnsAddress(config.listen)
   }
   config.dataplane = parseDataplane(fields, raw.dataplane, 'dataplane', config.listen, config.state.enabled)
+  config.proxies = parseProxies(fields, raw.proxies, config.state.enabled)
   return config
 }
 

@@ -25,6 +25,7 @@ import { startDataplaneAgent, type DataplaneAgent } from './dataplane-agent.ts'
 import { MemoryDataplane } from './dataplane-memory.ts'
 import { DataplaneError, loadOrCreateWireguardKey, WireguardDataplane } from './dataplane-wireguard.ts'
 import type { Dataplane, Logger } from './ports.ts'
+import { TcpProxy, TcpProxyError } from './tcp-proxy.ts'
 
 export interface RunningNode {
   host: NodeHost
@@ -33,6 +34,8 @@ export interface RunningNode {
   dns: NodeDns | undefined
   /** The dataplane, when the config enables one. */
   dataplane: DataplaneAgent | undefined
+  /** The L4 proxies of the config's `proxies`. */
+  proxies: TcpProxy[]
   stop(): Promise<void>
 }
 
@@ -143,6 +146,7 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
         })
   })
   let dataplane: DataplaneAgent | undefined
+  const proxies: TcpProxy[] = []
   const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port, dataplane: () => dataplane?.reconciler.view() })
   let demo: DemoService | undefined
   let dns: NodeDns | undefined
@@ -168,7 +172,10 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
   try {
     await host.start()
     dataplane = await startDataplane(config, configPath, host, logger)
+    await startProxies(config, configPath, host, logger, metrics, proxies)
   } catch (error) {
+    for (const proxy of proxies) await proxy.stop()
+    await dataplane?.stop()
     await host.stop()
     await dns?.stop()
     await demo?.stop()
@@ -182,8 +189,10 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
     api,
     dns,
     dataplane,
+    proxies,
     stop: async () => {
       stopping ??= (async () => {
+        for (const proxy of proxies) await proxy.stop()
         await dns?.stop()
         // The interface goes before the control plane drains: nothing on the host outlives the node.
         await dataplane?.stop()
@@ -227,6 +236,22 @@ async function startDataplane (config: NodeConfig, configPath: string, host: Nod
     await dataplane.stop()
     if (error instanceof DataplaneError) throw new ConfigError(configPath, 'dataplane', error.message)
     throw error
+  }
+}
+
+/** The config's L4 proxies; origins are reached at their overlay address (their unicast lease), this node at loopback. */
+async function startProxies (config: NodeConfig, configPath: string, host: NodeHost, logger: Logger, metrics: ReturnType<typeof createPromMetrics>, started: TcpProxy[]): Promise<void> {
+  const addressOf = (origin: string): string | undefined => {
+    if (origin === host.peerId) return '127.0.0.1'
+    return host.leases?.leases().find((lease) => lease.kind === 'unicast' && lease.live && lease.holder === origin)?.address
+  }
+  for (const [index, proxyConfig] of config.proxies.entries()) {
+    const proxy = new TcpProxy({ routes: () => host.controlPlane.routes(), addressOf, logger: logger.child({ component: 'proxy', service: proxyConfig.service }), metrics }, proxyConfig)
+    try { await proxy.start() } catch (error) {
+      if (error instanceof TcpProxyError) throw new ConfigError(configPath, `proxies[${index}].port`, error.message)
+      throw error
+    }
+    started.push(proxy)
   }
 }
 

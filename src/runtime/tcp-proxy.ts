@@ -21,7 +21,8 @@ export interface TcpProxyComponents {
 
 export interface TcpProxyConfig {
   service: string
-  prefix: string
+  /** The service's anycast prefix; default the route whose service is `service`. */
+  prefix?: string
   host: string
   port: number
   /** The service's port on every origin. */
@@ -87,7 +88,8 @@ export class TcpProxy {
     client.pause()
     client.on('error', () => undefined)
     client.once('close', () => this.sockets.delete(client))
-    const entry = this.components.routes().find((route) => route.prefix === this.config.prefix)
+    const { prefix, service } = this.config
+    const entry = this.components.routes().find((route) => prefix === undefined ? route.service === service : route.prefix === prefix)
     const active = new Map([...this.counts.values()].map((count) => [count.origin, count.active]))
     const order = proxyOrder(entry, { active, ...(this.config.maxConnectionsPerOrigin === undefined ? {} : { maxConnectionsPerOrigin: this.config.maxConnectionsPerOrigin }) })
       .slice(0, this.config.maxAttempts ?? DEFAULT_PROXY_MAX_ATTEMPTS)

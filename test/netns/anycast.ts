@@ -23,6 +23,8 @@ const ANYCAST = '10.42.255.1'
 const SERVICE_PORT = 8080
 const API_PORT = 7100
 const P2P_PORT = 4001
+/** a's L4 proxy for `web` (tcp-proxy.ts), reached by the client at a's bridge address. */
+const PROXY_PORT = 9000
 const HOSTS = [
   { name: 'a', ip: '10.99.0.1', delayMs: 2, serves: false },
   { name: 'b', ip: '10.99.0.2', delayMs: 5, serves: true },
@@ -143,7 +145,8 @@ async function startNodes (dir: string): Promise<Map<string, string>> {
       statusApi: { host: '127.0.0.1', port: API_PORT },
       logLevel: 'warn',
       services: host.serves ? [{ name: 'web', prefix: `${ANYCAST}/32`, check: { kind: 'tcp', host: '127.0.0.1', port: SERVICE_PORT }, ...(netem ? {} : { preference: PREFERENCE[host.name] }) }] : [],
-      dataplane: { kind: 'wireguard', interface: host.wg, listenPort: 51820, reconcileIntervalMs: 2000 }
+      dataplane: { kind: 'wireguard', interface: host.wg, listenPort: 51820, reconcileIntervalMs: 2000 },
+      ...(host.serves ? {} : { proxies: [{ service: 'web', host: host.ip, port: PROXY_PORT, targetPort: SERVICE_PORT }] })
     }
     writeFileSync(join(dir, host.name, 'node.json'), JSON.stringify(config, null, 2))
     if (host.serves) start(`${host.name}-service`, host.ns, [process.execPath, service, host.name, String(SERVICE_PORT)])
@@ -160,7 +163,7 @@ async function startNodes (dir: string): Promise<Map<string, string>> {
 
 interface Answer { t: number, served: string, ms: number }
 
-function startClient (dir: string, answers: Answer[]): void {
+function startClient (dir: string, answers: Answer[], target = { host: ANYCAST, port: SERVICE_PORT, name: 'client' }): void {
   const client = join(dir, 'client.mjs')
   writeFileSync(client, [
     "import net from 'node:net'",
@@ -179,7 +182,7 @@ function startClient (dir: string, answers: Answer[]): void {
     '  await new Promise((resolve) => setTimeout(resolve, Number(intervalMs)))',
     '}'
   ].join('\n'))
-  start('client', CLIENT.ns, [process.execPath, client, ANYCAST, String(SERVICE_PORT), String(CLIENT_INTERVAL_MS), String(CLIENT_MAX_REQUESTS)], (line) => {
+  start(target.name, CLIENT.ns, [process.execPath, client, target.host, String(target.port), String(CLIENT_INTERVAL_MS), String(CLIENT_MAX_REQUESTS)], (line) => {
     try { answers.push(JSON.parse(line) as Answer) } catch { /* not an answer line */ }
   })
 }
@@ -218,12 +221,16 @@ async function scenario (dir: string): Promise<void> {
   }, 500)
   console.log(`settled in ${Date.now() - settleStart} ms after the nodes were ready`)
   const answers: Answer[] = []
+  const proxied: Answer[] = []
   startClient(dir, answers)
+  startClient(dir, proxied, { host: a.ip, port: PROXY_PORT, name: 'proxy-client' })
   const firstOk = await waitFor('a first answer', 20_000, () => answers.find((answer) => !answer.served.startsWith('error')), 100)
   await new Promise((resolve) => setTimeout(resolve, 1000))
   const before = answers.filter((answer) => answer.t >= firstOk.t)
   check(netem ? 'nearest healthy origin serves the anycast address' : 'best healthy origin (by preference; no netem) serves the anycast address', before.length > 0 && before.every((answer) => answer.served === 'b'),
     `served ${describeAnswers(answers, 0, Date.now())} (first answer in ${firstOk.ms} ms; ${netem ? `injected RTT a→b ${a.delayMs + b.delayMs} ms, a→c ${a.delayMs + HOSTS[2]!.delayMs} ms, a→d ${a.delayMs + HOSTS[3]!.delayMs} ms` : `preference b ${PREFERENCE.b}, c ${PREFERENCE.c}, d ${PREFERENCE.d}`})`)
+  const proxiedBefore = proxied.filter((answer) => answer.t >= firstOk.t)
+  check('a\'s L4 proxy forwards to the same origin over the overlay', proxiedBefore.length > 0 && proxiedBefore.every((answer) => answer.served === 'b'), `proxy served ${describeAnswers(proxied, 0, Date.now())}`)
   const ping = inNs(CLIENT.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ANYCAST], 15_000)
   const pingSummary = /(\d+) received/.exec(ping)?.[1] ?? '0'
   check('ping reaches the anycast address', Number(pingSummary) === 3, ping.trim().split('\n').slice(-2).join('; '))
@@ -236,6 +243,9 @@ async function scenario (dir: string): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 1000))
   check(`b marked down: next connections land on c within ${SWITCH_BOUND_MS} ms`, switchMs <= SWITCH_BOUND_MS && answers.filter((answer) => answer.t > toC.t).every((answer) => answer.served === 'c'),
     `switched in ${switchMs} ms (first answer by c, counted from the POST); served since: ${describeAnswers(answers, downAt, Date.now())}`)
+  const proxyToC = await awaitSwitch(proxied, downAt, 'c', 30_000)
+  check('a\'s L4 proxy moves to c too', proxied.filter((answer) => answer.t > proxyToC.t).every((answer) => answer.served === 'c'),
+    `switched in ${proxyToC.t + proxyToC.ms - downAt} ms; proxy served since: ${describeAnswers(proxied, downAt, Date.now())}`)
   const status = inNs(a.ns, [process.execPath, BIN, 'status', '--api', `http://127.0.0.1:${API_PORT}`], 20_000)
   const tableLine = status.split('\n').find((line) => line.startsWith(`${ANYCAST}/32`) && line.includes(' peer ')) ?? ''
   check('form-anycast status on a shows the dataplane table: anycast prefix → c, interface matching', /matches the table/.test(status) && /\bc\b/.test(tableLine) && /\byes$/.test(tableLine),
