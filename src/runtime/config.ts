@@ -106,6 +106,8 @@ export interface DataplaneConfig {
   /** host:port other nodes send to; default the DNS address or first specific listen address, with listenPort. */
   endpoint?: string
   reconcileIntervalMs: number
+  /** Masquerade traffic leaving through the interface (an ingress or relay node); default false. */
+  masquerade: boolean
 }
 
 /** An L4 TCP proxy on this node for one service (`proxies` section): forwards to the best origin. */
@@ -121,7 +123,7 @@ export interface ProxyConfig {
 }
 
 export const DATAPLANE_KINDS = ['none', 'memory', 'wireguard'] as const
-export const defaultDataplaneConfig: DataplaneConfig = { kind: 'none', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5_000 }
+export const defaultDataplaneConfig: DataplaneConfig = { kind: 'none', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5_000, masquerade: false }
 
 export interface NodeConfig {
   /** Human name of this node, e.g. "fra". */
@@ -412,7 +414,7 @@ const ENDPOINT = /^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[[0-9a-fA-F:.]+\]):\d{1,
 function parseDataplane (fields: Fields, value: unknown, field: string, listen: readonly string[], stateEnabled: boolean): DataplaneConfig {
   const dataplane = { ...defaultDataplaneConfig }
   if (value === undefined) return dataplane
-  const raw = fields.object(value, field, ['kind', 'interface', 'listenPort', 'endpoint', 'reconcileIntervalMs'])
+  const raw = fields.object(value, field, ['kind', 'interface', 'listenPort', 'endpoint', 'reconcileIntervalMs', 'masquerade'])
   const at = (key: string): string => join(field, key)
   if (raw.kind !== undefined) {
     const kind = fields.string(raw.kind, at('kind'))
@@ -421,6 +423,10 @@ function parseDataplane (fields: Fields, value: unknown, field: string, listen: 
   }
   if (raw.interface !== undefined) dataplane.interface = fields.string(raw.interface, at('interface'), { pattern: INTERFACE_NAME, patternHint: 'an interface name of 1 to 15 letters, digits, dots, dashes or underscores' })
   if (raw.listenPort !== undefined) dataplane.listenPort = fields.number(raw.listenPort, at('listenPort'), 1, 65535)
+  if (raw.masquerade !== undefined) {
+    if (typeof raw.masquerade !== 'boolean') fields.fail(at('masquerade'), `must be true or false, got ${describe(raw.masquerade)}`)
+    dataplane.masquerade = raw.masquerade
+  }
   if (raw.reconcileIntervalMs !== undefined) dataplane.reconcileIntervalMs = fields.number(raw.reconcileIntervalMs, at('reconcileIntervalMs'), 100, 3_600_000)
   if (raw.endpoint !== undefined) dataplane.endpoint = fields.string(raw.endpoint, at('endpoint'), { pattern: ENDPOINT, patternHint: 'an address and port such as 203.0.113.7:51820' })
   else {

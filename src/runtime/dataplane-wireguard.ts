@@ -75,6 +75,13 @@ export interface WireguardDataplaneInit {
   mtu?: number
   logger: Logger
   run?: CommandRunner
+  /**
+   * Masquerade what leaves through the interface behind this node's overlay address (one iptables
+   * nat rule, tagged with a comment): needed where this node forwards for others — an ingress for
+   * clients outside the overlay, or a relay, since WireGuard accepts a packet only from an address
+   * in the sending peer's AllowedIPs. Forwarding itself (net.ipv4.ip_forward) is the operator's.
+   */
+  masquerade?: boolean
   /** Prepended to every command, e.g. ['ip', 'netns', 'exec', 'ns1'] (tests, and nodes in a namespace). */
   commandPrefix?: string[]
 }
@@ -142,8 +149,16 @@ export class WireguardDataplane implements Dataplane {
     await this.wg(['set', name, 'private-key', this.init.privateKeyFile, 'listen-port', String(this.init.listenPort)], signal)
     await this.ip(['link', 'set', 'dev', name, 'mtu', String(this.init.mtu ?? DEFAULT_WIREGUARD_MTU), 'up'], signal)
     await this.ip(['route', 'replace', this.init.overlayCidr, 'dev', name], signal)
+    if (this.init.masquerade === true) {
+      const present = await this.run('iptables', ['-t', 'nat', '-C', ...this.masqueradeRule()], { ...(signal === undefined ? {} : { signal }) }).then(() => true, () => false)
+      if (!present) await this.run('iptables', ['-t', 'nat', '-A', ...this.masqueradeRule()], { ...(signal === undefined ? {} : { signal }) })
+    }
     this.started = true
     this.init.logger.info('wireguard interface up', { interface: name, listenPort: this.init.listenPort, userspace: this.userspace !== undefined })
+  }
+
+  private masqueradeRule (): string[] {
+    return ['POSTROUTING', '-o', this.init.interface, '-m', 'comment', '--comment', `form-anycast:${this.init.interface}`, '-j', 'MASQUERADE']
   }
 
   private async startUserspace (signal: AbortSignal | undefined): Promise<void> {
@@ -171,6 +186,12 @@ export class WireguardDataplane implements Dataplane {
     try {
       for (const address of await this.localAddresses()) await this.ip(['addr', 'del', address, 'dev', 'lo']).catch(() => undefined)
     } catch { /* loopback unreadable: nothing of ours to remove */ }
+    if (this.init.masquerade === true) {
+      // Bounded: a rule added twice by hand is removed twice, and no more.
+      for (let removed = 0; removed < 8; removed++) {
+        if (!await this.run('iptables', ['-t', 'nat', '-D', ...this.masqueradeRule()], {}).then(() => true, () => false)) break
+      }
+    }
     if (this.created) await this.ip(['link', 'del', 'dev', this.init.interface]).catch(() => undefined)
     const child = this.userspace
     this.userspace = undefined

@@ -227,6 +227,7 @@ async function startDataplane (config: NodeConfig, configPath: string, host: Nod
       privateKeyFile: key.privateKeyFile,
       overlayCidr: config.state.overlayCidr,
       anycastCidr: config.state.anycastCidr,
+      masquerade: settings.masquerade,
       logger: logger.child({ component: 'wireguard' })
     })
   }

@@ -25,8 +25,11 @@ const API_PORT = 7100
 const P2P_PORT = 4001
 /** a's L4 proxy for `web` (tcp-proxy.ts), reached by the client at a's bridge address. */
 const PROXY_PORT = 9000
+/** a cut from every origin must be routed through r within this: hold time 3 s, origin probe fall 2 × 500 ms, relay hold-down 2 × 1 s, a reconcile, slack. */
+const RELAY_BOUND_MS = 10_000
 const HOSTS = [
   { name: 'a', ip: '10.99.0.1', delayMs: 2, serves: false },
+  { name: 'r', ip: '10.99.0.5', delayMs: 3, serves: false },
   { name: 'b', ip: '10.99.0.2', delayMs: 5, serves: true },
   { name: 'c', ip: '10.99.0.3', delayMs: 20, serves: true },
   { name: 'd', ip: '10.99.0.4', delayMs: 40, serves: true }
@@ -124,10 +127,9 @@ function buildTopology (): void {
       }
     }
   }
-  // The client enters the overlay through a, which hides it behind a's overlay address (WireGuard
-  // accepts a packet only from an address in the sending peer's AllowedIPs).
+  // The client enters the overlay through a, whose dataplane masquerades it behind a's overlay
+  // address (WireGuard accepts a packet only from an address in the sending peer's AllowedIPs).
   inNs(CLIENT.ns, ['ip', 'route', 'add', '10.42.0.0/16', 'via', HOSTS[0]!.ip])
-  inNs(HOSTS[0]!.ns, ['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', HOSTS[0]!.wg, '-j', 'MASQUERADE'])
 }
 
 async function startNodes (dir: string): Promise<Map<string, string>> {
@@ -145,8 +147,9 @@ async function startNodes (dir: string): Promise<Map<string, string>> {
       statusApi: { host: '127.0.0.1', port: API_PORT },
       logLevel: 'warn',
       services: host.serves ? [{ name: 'web', prefix: `${ANYCAST}/32`, check: { kind: 'tcp', host: '127.0.0.1', port: SERVICE_PORT }, ...(netem ? {} : { preference: PREFERENCE[host.name] }) }] : [],
-      dataplane: { kind: 'wireguard', interface: host.wg, listenPort: 51820, reconcileIntervalMs: 2000 },
-      ...(host.serves ? {} : { proxies: [{ service: 'web', host: host.ip, port: PROXY_PORT, targetPort: SERVICE_PORT }] })
+      // Every node may forward for others (a for the client, r as a relay): masquerade into the overlay.
+      dataplane: { kind: 'wireguard', interface: host.wg, listenPort: 51820, reconcileIntervalMs: 2000, masquerade: true },
+      ...(host.name !== 'a' ? {} : { proxies: [{ service: 'web', host: host.ip, port: PROXY_PORT, targetPort: SERVICE_PORT }] })
     }
     writeFileSync(join(dir, host.name, 'node.json'), JSON.stringify(config, null, 2))
     if (host.serves) start(`${host.name}-service`, host.ns, [process.execPath, service, host.name, String(SERVICE_PORT)])
@@ -209,8 +212,7 @@ async function scenario (dir: string): Promise<void> {
   buildTopology()
   const peers = await startNodes(dir)
   const names = new Map([...peers].map(([name, id]) => [id, name]))
-  const a = HOSTS[0]!
-  const b = HOSTS[1]!
+  const [a, r, b] = [HOSTS[0]!, HOSTS[1]!, HOSTS[2]!]
   // Settled: a sees all three origins reachable, chooses one, and its interface matches the table.
   const settleStart = Date.now()
   await waitFor('a to see b, c and d reachable and its interface to match', SETTLE_TIMEOUT_MS, () => {
@@ -228,7 +230,7 @@ async function scenario (dir: string): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 1000))
   const before = answers.filter((answer) => answer.t >= firstOk.t)
   check(netem ? 'nearest healthy origin serves the anycast address' : 'best healthy origin (by preference; no netem) serves the anycast address', before.length > 0 && before.every((answer) => answer.served === 'b'),
-    `served ${describeAnswers(answers, 0, Date.now())} (first answer in ${firstOk.ms} ms; ${netem ? `injected RTT a→b ${a.delayMs + b.delayMs} ms, a→c ${a.delayMs + HOSTS[2]!.delayMs} ms, a→d ${a.delayMs + HOSTS[3]!.delayMs} ms` : `preference b ${PREFERENCE.b}, c ${PREFERENCE.c}, d ${PREFERENCE.d}`})`)
+    `served ${describeAnswers(answers, 0, Date.now())} (first answer in ${firstOk.ms} ms; ${netem ? `injected RTT a→b ${a.delayMs + b.delayMs} ms, a→c ${a.delayMs + HOSTS[3]!.delayMs} ms, a→d ${a.delayMs + HOSTS[4]!.delayMs} ms` : `preference b ${PREFERENCE.b}, c ${PREFERENCE.c}, d ${PREFERENCE.d}`})`)
   const proxiedBefore = proxied.filter((answer) => answer.t >= firstOk.t)
   check('a\'s L4 proxy forwards to the same origin over the overlay', proxiedBefore.length > 0 && proxiedBefore.every((answer) => answer.served === 'b'), `proxy served ${describeAnswers(proxied, 0, Date.now())}`)
   const ping = inNs(CLIENT.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ANYCAST], 15_000)
@@ -258,6 +260,22 @@ async function scenario (dir: string): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 1000))
   check('b marked up: connections return to b', answers.filter((answer) => answer.t > toB.t).every((answer) => answer.served === 'b'),
     `switched back in ${toB.t + toB.ms - upAt} ms; served ${describeAnswers(answers, upAt, Date.now())}`)
+  // A NAT stand-in: b, c and d drop everything from a (one-way rules), so a reaches no origin
+  // directly; r still reaches them all and relays (the control plane's one-hop relay path).
+  const cutAt = Date.now()
+  for (const origin of HOSTS.filter((host) => host.serves)) inNs(origin.ns, ['iptables', '-A', 'INPUT', '-s', a.ip, '-j', 'DROP'])
+  const relayedAt = await waitFor('a to route web through r', 30_000, () => {
+    const web = (api(a, '/v1/routes') as { routes: Array<RouteView & { nextHop?: string }> }).routes.find((route) => route.prefix === `${ANYCAST}/32`)
+    return web?.origin === peers.get('b') && web?.nextHop === peers.get('r') ? Date.now() : undefined
+  }, 100)
+  const throughRelay = await awaitSwitch(answers, relayedAt, 'b', 15_000)
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const relayStatus = inNs(a.ns, [process.execPath, BIN, 'status', '--api', `http://127.0.0.1:${API_PORT}`], 20_000)
+  const relayLine = relayStatus.split('\n').find((line) => line.startsWith(`${ANYCAST}/32`) && line.includes(' peer ')) ?? ''
+  check(`a cut from every origin: routed through relay r within ${RELAY_BOUND_MS} ms and still served by b`,
+    relayedAt - cutAt <= RELAY_BOUND_MS && answers.filter((answer) => answer.t > throughRelay.t).every((answer) => answer.served === 'b') && /relay to b/.test(relayLine),
+    `route via r ${relayedAt - cutAt} ms after the cut, first answer through r ${throughRelay.t + throughRelay.ms - cutAt} ms after; served since the cut: ${describeAnswers(answers, cutAt, Date.now())} | ${relayLine}`)
+  check('ping reaches the anycast address through the relay', /3 received/.test(inNs(CLIENT.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ANYCAST], 15_000)), 'client → a → r → b')
   console.log(`origins by peer id: ${[...names].map(([id, name]) => `${name}=${id.slice(-6)}`).join(' ')}`)
 }
 

@@ -107,9 +107,9 @@ test('config: state defaults (on, 10.42.0.0/16 with pool 10.42.255.0/24, 60 s le
 test('config: dataplane defaults to none; wireguard gets fa0, port 51820 and an endpoint from listen', () => {
   assert.is(parseNodeConfig(base, 'node.json').dataplane.kind, 'none')
   assert.equal(parseNodeConfig({ ...base, listen: ['/ip4/0.0.0.0/tcp/4001', '/ip4/10.99.0.2/tcp/4001'], dataplane: { kind: 'wireguard' } }, 'node.json').dataplane,
-    { kind: 'wireguard', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5000, endpoint: '10.99.0.2:51820' })
+    { kind: 'wireguard', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5000, masquerade: false, endpoint: '10.99.0.2:51820' })
   assert.equal(parseNodeConfig({ ...base, dataplane: { kind: 'wireguard', interface: 'wg1', listenPort: 51900, endpoint: '203.0.113.7:4500' } }, 'node.json').dataplane,
-    { kind: 'wireguard', interface: 'wg1', listenPort: 51900, reconcileIntervalMs: 5000, endpoint: '203.0.113.7:4500' })
+    { kind: 'wireguard', interface: 'wg1', listenPort: 51900, reconcileIntervalMs: 5000, masquerade: false, endpoint: '203.0.113.7:4500' })
 })
 
 for (const [label, value, pattern] of rejected) {
