@@ -310,6 +310,16 @@ async function main (): Promise<number> {
   }
   const dir = mkdtempSync(join(tmpdir(), PREFIX))
   console.log(`netns: namespaces ${PREFIX}*, data ${dir}`)
+  // Interrupted (Ctrl-C, CI timeout): tear down before leaving, as the finally would.
+  const interrupted = (signal: string): void => {
+    console.log(`netns: ${signal}: tearing down`)
+    for (const proc of processes) proc.child.kill('SIGKILL')
+    teardown()
+    rmSync(dir, { recursive: true, force: true })
+    process.exit(1)
+  }
+  process.once('SIGINT', () => interrupted('SIGINT'))
+  process.once('SIGTERM', () => interrupted('SIGTERM'))
   try {
     await scenario(dir)
   } catch (error) {
