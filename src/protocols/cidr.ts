@@ -145,3 +145,14 @@ export function parsePrefix (text: string): ParsedPrefix {
   const address = formatAddress(bytes)
   return { family, address, length, text: `${address}/${length}` }
 }
+
+/** Is `inner` (a prefix) wholly inside `outer`? False for mixed families and for unparseable text. */
+export function prefixWithin (inner: string, outer: string): boolean {
+  let a: ParsedPrefix
+  let b: ParsedPrefix
+  try { a = parsePrefix(inner); b = parsePrefix(outer) } catch { return false }
+  if (a.family !== b.family || a.length < b.length) return false
+  const innerBytes = parseAddress(a.address).bytes
+  const outerBytes = parseAddress(b.address).bytes
+  return formatAddress(maskedCopy(innerBytes, b.length)) === formatAddress(outerBytes)
+}

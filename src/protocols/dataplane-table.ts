@@ -6,6 +6,7 @@
 // best route's next hop names, beside that peer's own overlay /32 (formnet). A prefix whose best
 // route is this node is delivered locally (bound on loopback), never sent into the tunnel.
 import type { RouteEntry } from './routes.ts'
+import { parsePrefix, prefixWithin } from './cidr.ts'
 
 /** formnet's keepalive, so NAT mappings outlive idle periods (FORMATION-FACTS.md). */
 export const DEFAULT_KEEPALIVE_S = 25
@@ -51,8 +52,12 @@ export interface DataplaneRoute {
   service: string
   origin: string | undefined
   nextHop: string | undefined
-  /** 'local': bound here; 'peer': in that peer's AllowedIPs; 'none': no usable origin, or its next hop has no key yet. */
+  /**
+   * 'local': bound here; 'peer': in that peer's AllowedIPs; 'none': no usable origin, its next
+   * hop has no key yet, or the prefix lies outside the anycast pool (`reason` says which).
+   */
   via: 'local' | 'peer' | 'none'
+  reason?: 'no-origin' | 'no-key' | 'outside-pool'
   publicKey?: string
 }
 
@@ -66,6 +71,12 @@ export interface DesiredDataplaneInput {
   overlayAddress: string | undefined
   routes: readonly RouteEntry[]
   peers: readonly DataplanePeerInfo[]
+  /**
+   * Only prefixes inside this pool are installed. Origin validation (a live anycast lease) covers
+   * only the pool, so a prefix outside it — 0.0.0.0/0, another node's overlay address — would let
+   * any member pull traffic into its tunnel.
+   */
+  anycastCidr: string
   keepaliveS?: number
 }
 
@@ -90,11 +101,12 @@ export function desiredDataplane (input: DesiredDataplaneInput): DesiredDataplan
   const routes: DataplaneRoute[] = []
   for (const entry of input.routes) {
     const base = { prefix: entry.prefix, service: entry.service, origin: entry.origin, nextHop: entry.nextHop }
-    if (entry.origin === undefined) { routes.push({ ...base, via: 'none' }); continue }
-    if (entry.origin === input.self) { local.add(entry.prefix); routes.push({ ...base, via: 'local' }); continue }
+    if (!prefixWithin(entry.prefix, input.anycastCidr)) { routes.push({ ...base, via: 'none', reason: 'outside-pool' }); continue }
+    if (entry.origin === undefined) { routes.push({ ...base, via: 'none', reason: 'no-origin' }); continue }
+    if (entry.origin === input.self) { local.add(parsePrefix(entry.prefix).text); routes.push({ ...base, via: 'local' }); continue }
     const peer = entry.nextHop === undefined ? undefined : byNode.get(entry.nextHop)
-    if (peer === undefined) { routes.push({ ...base, via: 'none' }); continue }
-    allowed.get(peer.publicKey)!.add(entry.prefix)
+    if (peer === undefined) { routes.push({ ...base, via: 'none', reason: 'no-key' }); continue }
+    allowed.get(peer.publicKey)!.add(parsePrefix(entry.prefix).text)
     routes.push({ ...base, via: 'peer', publicKey: peer.publicKey })
   }
   const peers: DataplanePeer[] = [...byNode.values()]

@@ -49,6 +49,8 @@ export interface DataplaneAgentInit {
   dataplane: Dataplane
   publicKey: string
   endpoint?: string
+  /** Only prefixes inside the anycast pool are installed (desiredDataplane). */
+  anycastCidr: string
   intervalMs: number
 }
 
@@ -68,6 +70,7 @@ export async function startDataplaneAgent (init: DataplaneAgentInit): Promise<Da
   const record: WireguardNodeRecord = { name: host.config.name, wireguard: { publicKey: init.publicKey, ...(init.endpoint === undefined ? {} : { endpoint: init.endpoint }) } }
   const desired = (): DesiredDataplane => desiredDataplane({
     self,
+    anycastCidr: init.anycastCidr,
     overlayAddress: leases.unicastAddress(),
     routes: host.controlPlane.routes(),
     peers: dataplanePeers(replicator.state.entries('nodes'), replicator.state.entries('leases'), clock.now())

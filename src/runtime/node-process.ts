@@ -232,7 +232,7 @@ async function startDataplane (config: NodeConfig, configPath: string, host: Nod
     })
   }
   try {
-    return await startDataplaneAgent({ host, dataplane, publicKey, intervalMs: settings.reconcileIntervalMs, ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }) })
+    return await startDataplaneAgent({ host, dataplane, publicKey, anycastCidr: config.state.anycastCidr, intervalMs: settings.reconcileIntervalMs, ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }) })
   } catch (error) {
     await dataplane.stop()
     if (error instanceof DataplaneError) throw new ConfigError(configPath, 'dataplane', error.message)

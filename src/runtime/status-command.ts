@@ -52,7 +52,7 @@ export function dataplaneLines (view: DataplaneView, name: (id: string | undefin
       ? (view.actual?.localAddresses.includes(route.prefix) ?? false)
       : route.via === 'peer' ? actualPeer(route.publicKey).includes(route.prefix) : true
     return [
-      route.prefix, route.service, route.via === 'local' ? 'local (loopback)' : route.via === 'peer' ? 'peer' : 'nowhere',
+      route.prefix, route.service, route.via === 'local' ? 'local (loopback)' : route.via === 'peer' ? 'peer' : `nowhere${route.reason === undefined ? '' : ` (${route.reason})`}`,
       route.via === 'peer' ? `${name(route.nextHop)}${route.nextHop === route.origin ? '' : ` (relay to ${name(route.origin)})`}` : '-',
       installed ? 'yes' : 'no'
     ]

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import fc from 'fast-check'
-import { PrefixError, formatAddress, parseAddress, parsePrefix } from '../../src/protocols/cidr.ts'
+import { PrefixError, formatAddress, parseAddress, parsePrefix, prefixWithin } from '../../src/protocols/cidr.ts'
 
 const valid: Array<[input: string, family: 4 | 6, canonical: string]> = [
   ['10.42.255.1/32', 4, '10.42.255.1/32'],
@@ -143,6 +143,20 @@ test('cidr: property — arbitrary strings either parse to a canonical text or t
       if (!(error instanceof PrefixError)) throw error
     }
   }), { seed: 3, numRuns: 5000 })
+})
+
+test('prefixWithin: inside, equal, wider, other family, unparseable', () => {
+  const cases: Array<[string, string, boolean]> = [
+    ['10.42.255.1/32', '10.42.255.0/24', true],
+    ['10.42.255.0/24', '10.42.255.0/24', true],
+    ['10.42.0.0/16', '10.42.255.0/24', false],
+    ['10.42.254.1/32', '10.42.255.0/24', false],
+    ['0.0.0.0/0', '10.42.255.0/24', false],
+    ['fd00::1/128', '10.42.255.0/24', false],
+    ['fd00:42::5/128', 'fd00:42::/48', true],
+    ['not a prefix', '10.42.255.0/24', false]
+  ]
+  for (const [inner, outer, want] of cases) assert.is(prefixWithin(inner, outer), want, `${inner} within ${outer}`)
 })
 
 test.run()

@@ -11,7 +11,7 @@ const PEERS: DataplanePeerInfo[] = [
 ]
 
 function route (prefix: string, origin: string | undefined, nextHop = origin): RouteEntry {
-  return { prefix, service: `svc-${prefix.split('.')[3]!.split('/')[0]!}`, origin, nextHop, costMs: origin === undefined ? undefined : 5, reason: origin === undefined ? 'no-usable-origin' : 'cost', candidates: [] }
+  return { prefix, service: `svc-${prefix.replace(/[./]/g, '-')}`, origin, nextHop, costMs: origin === undefined ? undefined : 5, reason: origin === undefined ? 'no-usable-origin' : 'cost', candidates: [] }
 }
 
 const cases: Array<{ name: string, routes: RouteEntry[], want: { local: string[], allowed: Record<string, string[]>, via: Record<string, string> } }> = [
@@ -41,6 +41,11 @@ const cases: Array<{ name: string, routes: RouteEntry[], want: { local: string[]
     want: { local: [], allowed: { [KEY.b]: ['10.42.0.2/32'], [KEY.c]: ['10.42.0.3/32'], [KEY.d]: [] }, via: { '10.42.255.1/32': 'none', '10.42.255.2/32': 'none' } }
   },
   {
+    name: 'prefixes outside the anycast pool are never installed (a default route, a peer\'s overlay /32)',
+    routes: [route('0.0.0.0/0', 'node-b'), route('10.42.0.3/32', 'node-b'), route('10.42.255.4/32', 'node-b')],
+    want: { local: [], allowed: { [KEY.b]: ['10.42.0.2/32', '10.42.255.4/32'], [KEY.c]: ['10.42.0.3/32'], [KEY.d]: [] }, via: { '0.0.0.0/0': 'none', '10.42.0.3/32': 'none', '10.42.255.4/32': 'peer' } }
+  },
+  {
     name: 'two prefixes, two origins, one local',
     routes: [route('10.42.255.2/32', 'node-c'), route('10.42.255.1/32', 'node-b'), route('10.42.255.3/32', 'self')],
     want: { local: ['10.42.255.3/32'], allowed: { [KEY.b]: ['10.42.0.2/32', '10.42.255.1/32'], [KEY.c]: ['10.42.0.3/32', '10.42.255.2/32'], [KEY.d]: [] }, via: { '10.42.255.1/32': 'peer', '10.42.255.2/32': 'peer', '10.42.255.3/32': 'local' } }
@@ -49,7 +54,7 @@ const cases: Array<{ name: string, routes: RouteEntry[], want: { local: string[]
 
 for (const { name, routes, want } of cases) {
   test(`desired table: ${name}`, () => {
-    const desired = desiredDataplane({ self: 'self', overlayAddress: '10.42.0.1', routes, peers: [...PEERS, { nodeId: 'self', publicKey: 'S'.repeat(43) + '=' }] })
+    const desired = desiredDataplane({ anycastCidr: '10.42.255.0/24', self: 'self', overlayAddress: '10.42.0.1', routes, peers: [...PEERS, { nodeId: 'self', publicKey: 'S'.repeat(43) + '=' }] })
     assert.equal(desired.state.interfaceAddresses, ['10.42.0.1/32'])
     assert.equal(desired.state.localAddresses, want.local)
     assert.equal(Object.fromEntries(desired.state.peers.map((peer) => [peer.publicKey, peer.allowedIps])), want.allowed)
@@ -60,7 +65,7 @@ for (const { name, routes, want } of cases) {
 }
 
 test('desired table: without an overlay lease the interface holds no address', () => {
-  assert.equal(desiredDataplane({ self: 'self', overlayAddress: undefined, routes: [], peers: [] }).state, { interfaceAddresses: [], localAddresses: [], peers: [] })
+  assert.equal(desiredDataplane({ anycastCidr: '10.42.255.0/24', self: 'self', overlayAddress: undefined, routes: [], peers: [] }).state, { interfaceAddresses: [], localAddresses: [], peers: [] })
 })
 
 const peer = (publicKey: string, allowedIps: string[], endpoint?: string): DataplaneState['peers'][number] => ({ publicKey, allowedIps, keepaliveS: 25, ...(endpoint === undefined ? {} : { endpoint }) })

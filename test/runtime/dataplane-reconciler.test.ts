@@ -26,7 +26,7 @@ async function setup (intervalMs = 1000): Promise<{ clock: VirtualClock, datapla
   const world: { origin: string | undefined } = { origin: 'b' }
   const reconciler = new DataplaneReconciler({ clock, logger: createMemoryLogger(), metrics: createMemoryMetrics(), dataplane }, {
     intervalMs,
-    desired: () => desiredDataplane({ self: 'a', overlayAddress: '10.42.0.1', routes: [route(world.origin)], peers: PEERS })
+    desired: () => desiredDataplane({ anycastCidr: '10.42.255.0/24', self: 'a', overlayAddress: '10.42.0.1', routes: [route(world.origin)], peers: PEERS })
   })
   await reconciler.start()
   const settle = async (ms: number): Promise<void> => {

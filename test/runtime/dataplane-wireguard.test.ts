@@ -46,6 +46,7 @@ test('wireguard adapter: real interface in a netns — table installed, hand cha
       intervalMs: 60_000,
       desired: () => desiredDataplane({
         self: 'a',
+        anycastCidr: '10.42.255.0/24',
         overlayAddress: '10.42.0.1',
         routes: [
           { prefix: '10.42.255.1/32', service: 'web', origin: world.origin, nextHop: world.origin, costMs: 1, reason: 'cost', candidates: [] },
