@@ -3,7 +3,7 @@
 // AllowedIPs and takes each address away from any other peer that had it.
 import type { DataplanePeer, DataplaneOp, DataplaneState } from '../protocols/dataplane-table.ts'
 import type { Dataplane } from './ports.ts'
-import { DataplaneError } from './dataplane-wireguard.ts'
+import { DataplaneError } from './dataplane-errors.ts'
 
 export class MemoryDataplane implements Dataplane {
   readonly kind = 'memory'

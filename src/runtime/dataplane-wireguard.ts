@@ -11,13 +11,9 @@ import { join } from 'node:path'
 import type { DataplaneOp, DataplanePeer, DataplaneState } from '../protocols/dataplane-table.ts'
 import { parseAddress, parsePrefix } from '../protocols/cidr.ts'
 import type { Dataplane, Logger } from './ports.ts'
+import { DataplaneError } from './dataplane-errors.ts'
 
-export class DataplaneError extends Error {
-  override name = 'DataplaneError'
-  constructor (readonly step: string, message: string, options?: { cause?: unknown }) {
-    super(`dataplane ${step}: ${message}`, options)
-  }
-}
+export { DataplaneError }
 
 export const WIREGUARD_KEY_FILE = 'wireguard.key'
 /** formnet's MTU: fits inside most tunnels and mobile links (FORMATION-FACTS.md). */
