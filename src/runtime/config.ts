@@ -150,6 +150,8 @@ export interface NodeConfig {
   state: StateConfig
   dataplane: DataplaneConfig
   proxies: ProxyConfig[]
+  /** libp2p NAT traversal: circuit relay v2 client/server, AutoNAT, DCUtR (`relay` section; off by default). */
+  relay: { client: boolean, server: boolean }
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
@@ -471,7 +473,7 @@ export function defaultDnsAddress (listen: readonly string[]): string | undefine
   return undefined
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane', 'proxies'] as const
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane', 'proxies', 'relay'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -492,7 +494,8 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     logLevel: 'info',
     state: parseState(fields, raw.state, 'state'),
     dataplane: defaultDataplaneConfig,
-    proxies: []
+    proxies: [],
+    relay: { client: false, server: false }
   }
   if (raw.demoServicePort !== undefined) config.demoServicePort = fields.number(raw.demoServicePort, 'demoServicePort', 0, 65535)
   config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })
@@ -518,6 +521,15 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
   }
   config.dataplane = parseDataplane(fields, raw.dataplane, 'dataplane', config.listen, config.state.enabled)
   config.proxies = parseProxies(fields, raw.proxies, config.state.enabled)
+  if (raw.relay !== undefined) {
+    const relay = fields.object(raw.relay, 'relay', ['client', 'server'])
+    for (const key of ['client', 'server'] as const) {
+      const value = relay[key]
+      if (value === undefined) continue
+      if (typeof value === 'boolean') config.relay[key] = value
+      else fields.fail(`relay.${key}`, `must be true or false, got ${describe(value)}`)
+    }
+  }
   return config
 }
 

@@ -12,7 +12,10 @@ import { ping, type Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { autoNAT } from '@libp2p/autonat'
+import { dcutr } from '@libp2p/dcutr'
 import type { PeerId as Libp2pPeerId, PrivateKey } from '@libp2p/interface'
 
 export interface OverlayServices extends Record<string, unknown> {
@@ -43,6 +46,22 @@ export interface Libp2pNodeInit {
   inboundConnectionThreshold?: number
   /** The private network's pre-shared key (network-key.ts): only holders can connect. */
   networkKey?: Uint8Array
+  /**
+   * NAT traversal (opt-in): `client` dials and listens through circuit relays (v2), learns its
+   * reachability with AutoNAT and upgrades relayed connections to direct ones with DCUtR hole
+   * punching; `server` also serves as a relay, with libp2p's default limits (no looser).
+   */
+  relay?: { client: boolean, server: boolean }
+}
+
+/** The relay, AutoNAT and DCUtR services, keyed as libp2p's docs name them. */
+function relayServices (relay: Libp2pNodeInit['relay']): ServiceFactoryMap<Record<string, unknown>> {
+  if (relay === undefined || (!relay.client && !relay.server)) return {}
+  return {
+    autoNAT: autoNAT(),
+    dcutr: dcutr(),
+    ...(relay.server ? { relay: circuitRelayServer() } : {})
+  }
 }
 
 /** A bootstrap list entry, parsed: the peer and the address to reach it at. */
@@ -98,8 +117,8 @@ export async function createLibp2pNode(init: Libp2pNodeInit): Promise<OverlayLib
   return await createLibp2p<OverlayServices>({
     start: false,
     privateKey: init.privateKey,
-    addresses: { listen: parseListenAddresses(init.listen ?? DEFAULT_LISTEN) },
-    transports: [tcp()],
+    addresses: { listen: [...parseListenAddresses(init.listen ?? DEFAULT_LISTEN), ...(init.relay?.client === true ? ['/p2p-circuit'] : [])] },
+    transports: [tcp(), ...(init.relay?.client === true || init.relay?.server === true ? [circuitRelayTransport()] : [])],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(init.networkKey === undefined ? {} : { connectionProtector: preSharedKey({ psk: init.networkKey }) }),
@@ -109,6 +128,7 @@ export async function createLibp2pNode(init: Libp2pNodeInit): Promise<OverlayLib
     // @libp2p/bootstrap throws on an empty list, so a node without bootstrap peers has no discovery.
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
     services: {
+      ...relayServices(init.relay),
       identify: identify(),
       ping: ping(),
       // The per-message bound (MAX_MESSAGE_BYTES) is enforced by the overlay's topic validators, not

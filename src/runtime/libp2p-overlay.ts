@@ -33,6 +33,8 @@ export interface Libp2pOverlayInit {
   inboundConnectionThreshold?: number
   /** The private network's pre-shared key: without the same key no connection completes. */
   networkKey?: Uint8Array
+  /** Circuit relay v2, AutoNAT and DCUtR (libp2p-node.ts); off unless given. */
+  relay?: { client: boolean, server: boolean }
 }
 
 export interface Libp2pOverlay extends Overlay {
@@ -66,7 +68,8 @@ export async function createLibp2pOverlay(init: Libp2pOverlayInit): Promise<Libp
     bootstrap,
     pubsub: init.pubsub,
     inboundConnectionThreshold: init.inboundConnectionThreshold,
-    ...(init.networkKey === undefined ? {} : { networkKey: init.networkKey })
+    ...(init.networkKey === undefined ? {} : { networkKey: init.networkKey }),
+    ...(init.relay === undefined ? {} : { relay: init.relay })
   })
   const logger = (init.logger ?? silentLogger).child({ component: 'libp2p-overlay', networkId: init.networkId })
   return new Libp2pOverlayImpl(libp2p, init.networkId, bootstrap, rttIntervalMs, logger)

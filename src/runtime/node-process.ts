@@ -106,6 +106,7 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
     logger: logger.child({ component: 'overlay' }),
     // A local demo network opens many loopback connections from one address at once.
     inboundConnectionThreshold: 100,
+    ...(config.relay.client || config.relay.server ? { relay: config.relay } : {}),
     ...(networkKey === undefined ? {} : { networkKey })
   })
   const clock = createRealClock()

@@ -28,6 +28,7 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['latitude', { ...base, location: { lat: 91, lon: 0 } }, /location\.lat: must be between -90 and 90/],
   ['listen multiaddr', { ...base, listen: ['127.0.0.1:4001'] }, /listen\[0\]: must be a multiaddr/],
   ['bootstrap without peer id', { ...base, bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }, /bootstrap\[0\]: must be a multiaddr ending in \/p2p\//],
+ ['relay flag', { ...base, relay: { server: 'yes' } }, /relay\.server: must be true or false, got the string "yes"/],
   ['dataplane kind', { ...base, dataplane: { kind: 'bgp' } }, /dataplane\.kind: must be one of none, memory, wireguard, got "bgp"/],
   ['dataplane interface name', { ...base, dataplane: { kind: 'wireguard', interface: 'a-very-long-interface' } }, /dataplane\.interface: must be an interface name of 1 to 15/],
   ['dataplane endpoint', { ...base, dataplane: { kind: 'wireguard', endpoint: 'host' } }, /dataplane\.endpoint: must be an address and port/],
@@ -102,6 +103,11 @@ test('config: state defaults (on, 10.42.0.0/16 with pool 10.42.255.0/24, 60 s le
   const v6 = parseNodeConfig({ ...base, state: { overlayCidr: 'FD00:42::/48', anycastCidr: 'fd00:42:0:1::/64' } }, 'node.json').state
   assert.equal([v6.overlayCidr, v6.anycastCidr], ['fd00:42::/48', 'fd00:42:0:1::/64'], 'canonical text')
   assert.is(parseNodeConfig({ ...base, state: { enabled: false } }, 'node.json').state.enabled, false)
+})
+
+test('config: relay is off unless asked for', () => {
+  assert.equal(parseNodeConfig(base, 'node.json').relay, { client: false, server: false })
+  assert.equal(parseNodeConfig({ ...base, relay: { client: true } }, 'node.json').relay, { client: true, server: false })
 })
 
 test('config: dataplane defaults to none; wireguard gets fa0, port 51820 and an endpoint from listen', () => {
