@@ -221,13 +221,18 @@ async function scenario (dir: string): Promise<void> {
     const dataplane = api(a, '/v1/dataplane') as { matches: boolean, routes: Array<{ via: string }> }
     return web?.origin !== undefined && web.candidates.filter((candidate) => candidate.path !== undefined).length === 3 && dataplane.matches && dataplane.routes[0]?.via === 'peer' ? true : undefined
   }, 500)
+  // And every node's tunnel knows every other node's overlay address (replies come back that way).
+  await waitFor('every node\'s interface to hold every peer with its overlay /32', SETTLE_TIMEOUT_MS, () => HOSTS.every((host) => {
+    const view = api(host, '/v1/dataplane') as { matches: boolean, desired: { peers: Array<{ allowedIps: string[] }> } }
+    return view.matches && view.desired.peers.length === HOSTS.length - 1 && view.desired.peers.every((peer) => peer.allowedIps.some((ip) => !ip.startsWith('10.42.255.')))
+  }) ? true : undefined, 500)
   console.log(`settled in ${Date.now() - settleStart} ms after the nodes were ready`)
   const answers: Answer[] = []
   const proxied: Answer[] = []
   startClient(dir, answers)
   startClient(dir, proxied, { host: a.ip, port: PROXY_PORT, name: 'proxy-client' })
   const firstOk = await waitFor('a first answer', 20_000, () => answers.find((answer) => !answer.served.startsWith('error')), 100)
-  await new Promise((resolve) => setTimeout(resolve, 1000))
+  await new Promise((resolve) => setTimeout(resolve, 2000))
   const before = answers.filter((answer) => answer.t >= firstOk.t)
   check(netem ? 'nearest healthy origin serves the anycast address' : 'best healthy origin (by preference; no netem) serves the anycast address', before.length > 0 && before.every((answer) => answer.served === 'b'),
     `served ${describeAnswers(answers, 0, Date.now())} (first answer in ${firstOk.ms} ms; ${netem ? `injected RTT a→b ${a.delayMs + b.delayMs} ms, a→c ${a.delayMs + HOSTS[3]!.delayMs} ms, a→d ${a.delayMs + HOSTS[4]!.delayMs} ms` : `preference b ${PREFERENCE.b}, c ${PREFERENCE.c}, d ${PREFERENCE.d}`})`)
