@@ -112,7 +112,10 @@ export interface DataplaneConfig {
 
 /** An L4 TCP proxy on this node for one service (`proxies` section): forwards to the best origin. */
 export interface ProxyConfig {
+  /** The service connections go to (the default one when `names` routes by host name). */
   service: string
+  /** TLS server_name / HTTP Host → service. */
+  names?: Record<string, string>
   host: string
   port: number
   /** The service's port on every origin (reached at its overlay address). */
@@ -446,7 +449,7 @@ function parseProxies (fields: Fields, value: unknown, stateEnabled: boolean): P
   if (value.length > 0 && !stateEnabled) fields.fail('proxies', 'needs the replicated state (state.enabled): origins are reached at their overlay addresses')
   return value.map((item, index) => {
     const field = `proxies[${index}]`
-    const raw = fields.object(item, field, ['service', 'host', 'port', 'targetPort', 'connectTimeoutMs', 'maxAttempts', 'maxConnectionsPerOrigin'])
+    const raw = fields.object(item, field, ['service', 'names', 'host', 'port', 'targetPort', 'connectTimeoutMs', 'maxAttempts', 'maxConnectionsPerOrigin'])
     const proxy: ProxyConfig = {
       service: fields.string(raw.service, join(field, 'service'), { pattern: SERVICE_NAME, patternHint: NAME_HINT }),
       host: raw.host === undefined ? '127.0.0.1' : parseIp(fields, raw.host, join(field, 'host')),
@@ -454,6 +457,16 @@ function parseProxies (fields: Fields, value: unknown, stateEnabled: boolean): P
       targetPort: fields.number(raw.targetPort, join(field, 'targetPort'), 1, 65535),
       connectTimeoutMs: raw.connectTimeoutMs === undefined ? 1000 : fields.number(raw.connectTimeoutMs, join(field, 'connectTimeoutMs'), 10, 60_000),
       maxAttempts: raw.maxAttempts === undefined ? 3 : fields.number(raw.maxAttempts, join(field, 'maxAttempts'), 1, 16)
+    }
+    if (raw.names !== undefined) {
+      if (raw.names === null || typeof raw.names !== 'object' || Array.isArray(raw.names)) fields.fail(join(field, 'names'), `must be an object of host name → service, got ${describe(raw.names)}`)
+      const names = raw.names as Record<string, unknown>
+      if (Object.keys(names).length > 256) fields.fail(join(field, 'names'), 'more than 256 names')
+      proxy.names = Object.fromEntries(Object.entries(names).map(([name, service]) => {
+        const path = join(join(field, 'names'), name)
+        if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(name)) fields.fail(path, 'must be a lower-case host name')
+        return [name, fields.string(service, path, { pattern: SERVICE_NAME, patternHint: NAME_HINT })]
+      }))
     }
     if (raw.maxConnectionsPerOrigin !== undefined) proxy.maxConnectionsPerOrigin = fields.number(raw.maxConnectionsPerOrigin, join(field, 'maxConnectionsPerOrigin'), 1, 1_000_000)
     return proxy

@@ -4,11 +4,14 @@
 // timeout per attempt, a retry on the next origin, and open/total/failed connection counts per origin.
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { proxyOrder } from '../protocols/proxy-order.ts'
+import { MAX_PEEK_BYTES, peekRoutingName } from '../protocols/l7-peek.ts'
 import type { RouteEntry } from '../protocols/routes.ts'
 import type { Counter, Gauge, Logger, Metrics } from './ports.ts'
 
 export const DEFAULT_PROXY_CONNECT_TIMEOUT_MS = 1_000
 export const DEFAULT_PROXY_MAX_ATTEMPTS = 3
+/** With name routing, a client has this long to send its ClientHello or request head. */
+export const PEEK_TIMEOUT_MS = 5_000
 
 export interface TcpProxyComponents {
   /** The node's route table (ControlPlane.routes). */
@@ -20,7 +23,13 @@ export interface TcpProxyComponents {
 }
 
 export interface TcpProxyConfig {
+  /** The service a connection goes to when `names` is absent or names nothing it asked for. */
   service: string
+  /**
+   * Host name → service: route by TLS server_name or HTTP Host (form-rplb's routing) instead of
+   * sending every connection to `service`. The proxy reads the connection's first bytes to decide.
+   */
+  names?: Readonly<Record<string, string>>
   /** The service's anycast prefix; default the route whose service is `service`. */
   prefix?: string
   host: string
@@ -88,15 +97,46 @@ export class TcpProxy {
     client.pause()
     client.on('error', () => undefined)
     client.once('close', () => this.sockets.delete(client))
-    const { prefix, service } = this.config
-    const entry = this.components.routes().find((route) => prefix === undefined ? route.service === service : route.prefix === prefix)
-    const active = new Map([...this.counts.values()].map((count) => [count.origin, count.active]))
-    const order = proxyOrder(entry, { active, ...(this.config.maxConnectionsPerOrigin === undefined ? {} : { maxConnectionsPerOrigin: this.config.maxConnectionsPerOrigin }) })
-      .slice(0, this.config.maxAttempts ?? DEFAULT_PROXY_MAX_ATTEMPTS)
-    void this.forward(client, order)
+    const names = this.config.names
+    if (names === undefined) { void this.forward(client, this.order(this.config.service, this.config.prefix), undefined); return }
+    void this.peek(client).then(({ name, head }) => {
+      const service = name === undefined ? this.config.service : names[name] ?? this.config.service
+      void this.forward(client, this.order(service, undefined), head)
+    })
   }
 
-  private async forward (client: Socket, order: string[]): Promise<void> {
+  /** Origins to try for a service, best first (the route whose service it is, or the configured prefix). */
+  private order (service: string, prefix: string | undefined): string[] {
+    const entry = this.components.routes().find((route) => prefix === undefined ? route.service === service : route.prefix === prefix)
+    const active = new Map([...this.counts.values()].map((count) => [count.origin, count.active]))
+    return proxyOrder(entry, { active, ...(this.config.maxConnectionsPerOrigin === undefined ? {} : { maxConnectionsPerOrigin: this.config.maxConnectionsPerOrigin }) })
+      .slice(0, this.config.maxAttempts ?? DEFAULT_PROXY_MAX_ATTEMPTS)
+  }
+
+  /** Reads until the first bytes name a host (or cannot), at most MAX_PEEK_BYTES and PEEK_TIMEOUT_MS. */
+  private async peek (client: Socket): Promise<{ name: string | undefined, head: Buffer }> {
+    return await new Promise((resolve) => {
+      let head = Buffer.alloc(0)
+      const finish = (name: string | undefined): void => {
+        clearTimeout(timer)
+        client.off('data', onData)
+        client.pause()
+        resolve({ name, head })
+      }
+      const onData = (chunk: Buffer): void => {
+        head = Buffer.concat([head, chunk])
+        const result = peekRoutingName(head)
+        if (result.kind === 'tls') finish(result.serverName)
+        else if (result.kind === 'http') finish(result.host)
+        else if (result.kind === 'unknown' || head.length >= MAX_PEEK_BYTES) finish(undefined)
+      }
+      const timer = setTimeout(() => finish(undefined), PEEK_TIMEOUT_MS)
+      client.on('data', onData)
+      client.resume()
+    })
+  }
+
+  private async forward (client: Socket, order: string[], head: Buffer | undefined): Promise<void> {
     for (const origin of order) {
       if (client.destroyed) return
       const address = this.components.addressOf(origin)
@@ -107,6 +147,7 @@ export class TcpProxy {
         this.metrics.failures.inc({ service: this.config.service, origin })
         continue
       }
+      if (head !== undefined && head.length > 0) upstream.write(head)
       this.splice(client, upstream, origin)
       return
     }

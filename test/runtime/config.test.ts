@@ -28,6 +28,8 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['latitude', { ...base, location: { lat: 91, lon: 0 } }, /location\.lat: must be between -90 and 90/],
   ['listen multiaddr', { ...base, listen: ['127.0.0.1:4001'] }, /listen\[0\]: must be a multiaddr/],
   ['bootstrap without peer id', { ...base, bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }, /bootstrap\[0\]: must be a multiaddr ending in \/p2p\//],
+ ['proxy name', { ...base, proxies: [{ service: 'web', port: 9000, targetPort: 80, names: { 'Bad_Name': 'web' } }] }, /proxies\[0\]\.names\.Bad_Name: must be a lower-case host name/],
+  ['proxy names type', { ...base, proxies: [{ service: 'web', port: 9000, targetPort: 80, names: ['web'] }] }, /proxies\[0\]\.names: must be an object of host name → service, got an array/],
  ['relay flag', { ...base, relay: { server: 'yes' } }, /relay\.server: must be true or false, got the string "yes"/],
   ['dataplane kind', { ...base, dataplane: { kind: 'bgp' } }, /dataplane\.kind: must be one of none, memory, wireguard, got "bgp"/],
   ['dataplane interface name', { ...base, dataplane: { kind: 'wireguard', interface: 'a-very-long-interface' } }, /dataplane\.interface: must be an interface name of 1 to 15/],
@@ -103,6 +105,11 @@ test('config: state defaults (on, 10.42.0.0/16 with pool 10.42.255.0/24, 60 s le
   const v6 = parseNodeConfig({ ...base, state: { overlayCidr: 'FD00:42::/48', anycastCidr: 'fd00:42:0:1::/64' } }, 'node.json').state
   assert.equal([v6.overlayCidr, v6.anycastCidr], ['fd00:42::/48', 'fd00:42:0:1::/64'], 'canonical text')
   assert.is(parseNodeConfig({ ...base, state: { enabled: false } }, 'node.json').state.enabled, false)
+})
+
+test('config: proxies with defaults and name routing', () => {
+  assert.equal(parseNodeConfig({ ...base, proxies: [{ service: 'web', port: 9000, targetPort: 80, names: { 'api.anycast.form': 'api' } }] }, 'node.json').proxies,
+    [{ service: 'web', host: '127.0.0.1', port: 9000, targetPort: 80, connectTimeoutMs: 1000, maxAttempts: 3, names: { 'api.anycast.form': 'api' } }])
 })
 
 test('config: relay is off unless asked for', () => {

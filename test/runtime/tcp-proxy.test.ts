@@ -57,4 +57,52 @@ test('tcp proxy: forwards to the chosen origin, retries the next-best when it re
   }
 })
 
+test('tcp proxy: routes by HTTP Host and TLS server_name to each name\'s service, forwarding the bytes it read', async () => {
+  // Each origin answers with its name and the first line it received.
+  const echo = async (host: string, name: string): Promise<Server> => {
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined)
+      socket.once('data', (chunk) => socket.end(`${name} ${String(chunk).split('\r\n')[0]!.slice(0, 40)}\n`))
+    })
+    await new Promise<void>((resolve) => server.listen(7391, host, resolve))
+    return server
+  }
+  const servers = [await echo('127.0.0.5', 'web-origin'), await echo('127.0.0.6', 'api-origin')]
+  const routes: RouteEntry[] = [
+    { prefix: '10.42.255.1/32', service: 'web', origin: 'w', nextHop: 'w', costMs: 1, reason: 'cost', candidates: [candidate('w', 1)] },
+    { prefix: '10.42.255.2/32', service: 'api', origin: 'p', nextHop: 'p', costMs: 1, reason: 'cost', candidates: [candidate('p', 1)] }
+  ]
+  const proxy = new TcpProxy({ routes: () => routes, addressOf: (id) => id === 'w' ? '127.0.0.5' : '127.0.0.6', logger: createMemoryLogger(), metrics: createMemoryMetrics() }, {
+    service: 'web', names: { 'api.anycast.form': 'api' }, host: '127.0.0.1', port: 0, targetPort: 7391
+  })
+  const port = await proxy.start()
+  const send = async (payload: string | Buffer): Promise<string> => await new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(payload))
+    let data = ''
+    socket.on('data', (chunk) => { data += String(chunk) })
+    socket.on('close', () => resolve(data.trim()))
+    socket.on('error', () => undefined)
+    socket.setTimeout(3000, () => socket.destroy())
+  })
+  try {
+    assert.is(await send('GET /a HTTP/1.1\r\nHost: API.anycast.form:80\r\n\r\n'), 'api-origin GET /a HTTP/1.1')
+    assert.is(await send('GET /b HTTP/1.1\r\nHost: www.elsewhere.example\r\n\r\n'), 'web-origin GET /b HTTP/1.1', 'an unlisted name goes to the default service')
+    assert.is(await send('not http at all\r\n'), 'web-origin not http at all')
+    // A real ClientHello (node's TLS client, captured by a plain server), sent through the proxy as is.
+    const { connect: tlsConnect } = await import('node:tls')
+    const hello = await new Promise<Buffer>((resolve) => {
+      const capture = createServer((socket) => socket.once('data', (chunk) => { resolve(chunk); socket.destroy(); capture.close() }))
+      capture.listen(0, '127.0.0.1', () => {
+        const tls = tlsConnect({ host: '127.0.0.1', port: (capture.address() as { port: number }).port, servername: 'api.anycast.form', rejectUnauthorized: false })
+        tls.on('error', () => undefined)
+      })
+    })
+    const tlsAnswer = await send(hello)
+    assert.match(tlsAnswer, /^api-origin /, 'TLS server_name api.anycast.form reached the api origin')
+  } finally {
+    await proxy.stop()
+    for (const server of servers) server.close()
+  }
+})
+
 test.run()
