@@ -15,8 +15,12 @@ export interface WireguardNodeRecord { name: string, wireguard: { publicKey: str
 const WIREGUARD_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/
 const ENDPOINT = /^[0-9a-fA-F.:[\]]{2,64}:\d{1,5}$/
 
-/** Peers from the `nodes` and `leases` collections; records this version cannot read are skipped. */
-export function dataplanePeers (nodes: ReadonlyArray<readonly [string, JsonObject]>, leases: ReadonlyArray<readonly [string, JsonObject]>, nowMs: number): DataplanePeerInfo[] {
+/**
+ * Peers from the `nodes` and `leases` collections. Records this version cannot read are skipped,
+ * and so is a `nodes/<id>` record whose signed author is not `<id>`: any member may write any key,
+ * and a key published for another node would pull that node's traffic into the writer's tunnel.
+ */
+export function dataplanePeers (nodes: ReadonlyArray<readonly [string, JsonObject]>, leases: ReadonlyArray<readonly [string, JsonObject]>, nowMs: number, authorOf: (nodeId: string) => string | undefined): DataplanePeerInfo[] {
   const overlay = new Map<string, string>()
   for (const [key, value] of leases) {
     try {
@@ -28,6 +32,7 @@ export function dataplanePeers (nodes: ReadonlyArray<readonly [string, JsonObjec
   }
   const peers: DataplanePeerInfo[] = []
   for (const [nodeId, value] of nodes) {
+    if (authorOf(nodeId) !== nodeId) continue
     const wireguard = value.wireguard as Record<string, unknown> | undefined
     const publicKey = wireguard?.publicKey
     if (typeof publicKey !== 'string' || !WIREGUARD_KEY.test(publicKey)) continue
@@ -73,7 +78,7 @@ export async function startDataplaneAgent (init: DataplaneAgentInit): Promise<Da
     anycastCidr: init.anycastCidr,
     overlayAddress: leases.unicastAddress(),
     routes: host.controlPlane.routes(),
-    peers: dataplanePeers(replicator.state.entries('nodes'), replicator.state.entries('leases'), clock.now())
+    peers: dataplanePeers(replicator.state.entries('nodes'), replicator.state.entries('leases'), clock.now(), (nodeId) => replicator.state.getOp('nodes', nodeId)?.op.author)
   })
   const reconciler = new DataplaneReconciler({ clock, logger: logger.child({ component: 'dataplane' }), metrics, dataplane: init.dataplane }, { intervalMs: init.intervalMs, desired })
   let stopped = false

@@ -111,19 +111,22 @@ test('status: the dataplane table names the peer and says whether the interface 
   assert.match(lines[1]!, /10\.42\.255\.1\/32\s+web\s+peer\s+b\s+no/)
 })
 
-test('peers from state: keys, endpoints and live unicast leases; bad records skipped', () => {
+test('peers from state: keys, endpoints and live unicast leases; bad records and records written by another node skipped', () => {
   const nodes = [
     ['peer-b', { name: 'b', wireguard: { publicKey: KEY_B, endpoint: '10.99.0.2:51820' } }],
     ['peer-c', { name: 'c', wireguard: { publicKey: KEY_C, endpoint: 'not an endpoint' } }],
     ['peer-x', { name: 'x', wireguard: { publicKey: 'short' } }],
-    ['peer-y', { name: 'y' }]
+    ['peer-y', { name: 'y' }],
+    ['peer-z', { name: 'z', wireguard: { publicKey: KEY_B } }]
   ] as const
   const leases = [
     ['unicast/10.42.0.2', { holder: 'peer-b', expiresAtMs: 10_000 }],
     ['unicast/10.42.0.3', { holder: 'peer-c', expiresAtMs: 500 }],
     ['anycast/10.42.255.1/peer-b', { service: 'web', expiresAtMs: 10_000 }]
   ] as const
-  assert.equal(dataplanePeers(nodes, leases, 1000), [
+  // peer-z's record was written by peer-b (its own key, published as peer-z's): not believed.
+  const authorOf = (nodeId: string): string => nodeId === 'peer-z' ? 'peer-b' : nodeId
+  assert.equal(dataplanePeers(nodes, leases, 1000, authorOf), [
     { nodeId: 'peer-b', publicKey: KEY_B, name: 'b', endpoint: '10.99.0.2:51820', overlayAddress: '10.42.0.2' },
     { nodeId: 'peer-c', publicKey: KEY_C, name: 'c' }
   ])
