@@ -214,9 +214,10 @@ export class LeaseManager {
     const write = async (request: LeaseRequest): Promise<void> => {
       if (request.kind === 'unicast') {
         const previous = replicator.get('leases', leaseKey({ kind: 'unicast', address: request.address }))
-        let claimedAt
-        try { claimedAt = previous === undefined ? undefined : parseUnicastLease(previous) } catch { claimedAt = undefined }
-        const first = claimedAt?.holder === this.config.nodeId && claimedAt.claimedAt !== undefined ? claimedAt.claimedAt : replicator.hlc.current()
+        let held
+        try { held = previous === undefined ? undefined : parseUnicastLease(previous) } catch { held = undefined }
+        // A renewal keeps the HLC of our first claim on the address; a new claim takes the clock now.
+        const first = held?.holder === this.config.nodeId && held.claimedAt !== undefined ? held.claimedAt : replicator.hlc.current()
         await replicator.write('leases', leaseKey({ kind: 'unicast', address: request.address }), {
           holder: this.config.nodeId, expiresAtMs: Math.floor(request.expiresAtMs), claimedAt: { wallMs: first.wallMs, counter: first.counter, node: first.node }
         })
