@@ -236,7 +236,10 @@ async function scenario (dir: string): Promise<void> {
   const before = answers.filter((answer) => answer.t >= firstOk.t)
   check(netem ? 'nearest healthy origin serves the anycast address' : 'best healthy origin (by preference; no netem) serves the anycast address', before.length > 0 && before.every((answer) => answer.served === 'b'),
     `served ${describeAnswers(answers, 0, Date.now())} (first answer in ${firstOk.ms} ms; ${netem ? `injected RTT a→b ${a.delayMs + b.delayMs} ms, a→c ${a.delayMs + HOSTS[3]!.delayMs} ms, a→d ${a.delayMs + HOSTS[4]!.delayMs} ms` : `preference b ${PREFERENCE.b}, c ${PREFERENCE.c}, d ${PREFERENCE.d}`})`)
-  const proxiedBefore = proxied.filter((answer) => answer.t >= firstOk.t)
+  // Like the direct client, the proxy's client is judged from its own first answer on: its first
+  // connection may start before a's proxy has a route (a start-up timeout, not a wrong origin).
+  const proxyFirstOk = await waitFor('a first answer through the proxy', 20_000, () => proxied.find((answer) => !answer.served.startsWith('error')), 100)
+  const proxiedBefore = proxied.filter((answer) => answer.t >= proxyFirstOk.t)
   check('a\'s L4 proxy forwards to the same origin over the overlay', proxiedBefore.length > 0 && proxiedBefore.every((answer) => answer.served === 'b'), `proxy served ${describeAnswers(proxied, 0, Date.now())}`)
   const ping = inNs(CLIENT.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ANYCAST], 15_000)
   const pingSummary = /(\d+) received/.exec(ping)?.[1] ?? '0'
