@@ -29,6 +29,8 @@ export const DEFAULT_LEASE_MS = 60_000
  * together could both bind one address before either's claim reached the other.
  */
 export const CLAIM_SYNC_WAIT_MS = 5_000
+/** Prefixes whose anycast address is remembered (a route table holds at most a few thousand). */
+const MAX_CACHED_PREFIXES = 4096
 /** The holder of a lease register that cannot be read. */
 const UNREADABLE_HOLDER = '(unreadable lease)'
 
@@ -67,6 +69,7 @@ type HolderActor = Actor<typeof leaseHolderMachine>
 export class LeaseManager {
   private readonly holders = new Map<string, HolderActor>()
   private readonly createdAtMs: number
+  private readonly anycastByPrefix = new Map<string, string | undefined>()
   private readonly counters: { granted: Counter, conflicts: Counter }
 
   constructor (private readonly components: LeaseManagerComponents, private readonly config: LeaseManagerConfig) {
@@ -79,12 +82,16 @@ export class LeaseManager {
 
   /** The anycast address of a service prefix, when it is a single address inside the anycast pool. */
   anycastAddress (prefix: string): string | undefined {
-    let parsed
-    try { parsed = parsePrefix(prefix) } catch { return undefined }
-    const full = parsed.family === 4 ? 32 : 128
-    if (parsed.length !== full) return undefined
-    const address = parsed.address
-    return addressKind(this.config.ipam, address) === 'anycast' ? address : undefined
+    // Asked for every announcement received: the answer depends only on the prefix text.
+    if (this.anycastByPrefix.has(prefix)) return this.anycastByPrefix.get(prefix)
+    let address: string | undefined
+    try {
+      const parsed = parsePrefix(prefix)
+      if (parsed.length === (parsed.family === 4 ? 32 : 128) && addressKind(this.config.ipam, parsed.address) === 'anycast') address = parsed.address
+    } catch { address = undefined }
+    if (this.anycastByPrefix.size >= MAX_CACHED_PREFIXES) this.anycastByPrefix.clear()
+    this.anycastByPrefix.set(prefix, address)
+    return address
   }
 
   /** Route-origin validation: does `origin` hold a live anycast lease for this prefix's address? */
@@ -178,35 +185,29 @@ export class LeaseManager {
     return specs
   }
 
+  /**
+   * One pass over the unicast lease registers: the addresses others hold (live, or unreadable:
+   * never taken on a misreading) and this node's own earlier address, live or not.
+   */
   private chooseUnicast (excluded: readonly string[]): string | undefined {
     const taken = new Set(excluded)
     const now = this.components.clock.now()
+    let mine: string | undefined
     for (const [key, value] of this.components.replicator.state.entries('leases')) {
-      try {
-        const parsed = parseLeaseKey(key)
-        if (parsed.kind !== 'unicast') continue
-        let lease
-        try { lease = parseUnicastLease(value) } catch { taken.add(parsed.address); continue }
-        if (lease.holder !== this.config.nodeId && isLive(lease, now)) taken.add(parsed.address)
-      } catch { /* not a lease key */ }
+      let parsed
+      try { parsed = parseLeaseKey(key) } catch { continue }
+      if (parsed.kind !== 'unicast') continue
+      let lease
+      try { lease = parseUnicastLease(value) } catch { taken.add(parsed.address); continue }
+      if (lease.holder === this.config.nodeId) mine ??= parsed.address
+      else if (isLive(lease, now)) taken.add(parsed.address)
     }
     // Our own previous address first: a restarted node keeps its IP.
-    const mine = this.ownUnicast()
     if (mine !== undefined && !taken.has(mine)) return mine
     try { return allocateUnicast(this.config.ipam, this.config.nodeId, taken).address } catch (error) {
       if (error instanceof IpamExhaustedError) { this.components.logger.error('no unicast address free', { error: error.message }); return undefined }
       throw error
     }
-  }
-
-  private ownUnicast (): string | undefined {
-    for (const [key, value] of this.components.replicator.state.entries('leases')) {
-      try {
-        const parsed = parseLeaseKey(key)
-        if (parsed.kind === 'unicast' && parseUnicastLease(value).holder === this.config.nodeId) return parsed.address
-      } catch { /* skip */ }
-    }
-    return undefined
   }
 
   private spec (id: string, lease: Pick<LeaseHolderInput, 'kind' | 'service' | 'address' | 'chooseAddress'>): ChildSpec {
