@@ -240,6 +240,16 @@ async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
   const networkKeyFile = await demoNetworkKey(options.dataDir)
   const prefixes = servicePrefixes(cluster)
   const planned: PlannedNode[] = []
+  // Ports probed free are released before the nodes bind them, so the kernel may hand one out
+  // twice within a plan: every port handed out here is distinct.
+  const handedOut = new Set<number>()
+  const distinctPort = async (wanted = 0): Promise<number> => {
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const port = await freePort(attempt === 0 ? wanted : 0)
+      if (!handedOut.has(port)) { handedOut.add(port); return port }
+    }
+    throw new Error('no distinct free port on 127.0.0.1 after 16 attempts')
+  }
   for (const [index, site] of cluster.entries()) {
     const dataDir = join(options.dataDir, site.name)
     mkdirSync(dataDir, { recursive: true })
@@ -247,10 +257,10 @@ async function planNetwork (options: UpOptions): Promise<PlannedNode[]> {
     planned.push({
       name: site.name,
       peerId: peerIdFromKey(key),
-      p2pPort: await freePort(),
-      apiPort: await freePort(options.apiPortBase === 0 ? 0 : options.apiPortBase + index),
+      p2pPort: await distinctPort(),
+      apiPort: await distinctPort(options.apiPortBase === 0 ? 0 : options.apiPortBase + index),
       dnsPort: await dnsPortFor(options, index, site.name),
-      demoPort: site.services.length > 0 ? await freePort() : undefined,
+      demoPort: site.services.length > 0 ? await distinctPort() : undefined,
       configPath: join(dataDir, 'node.json'),
       location: site.location,
       address: site.address,
