@@ -139,6 +139,7 @@ function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[])
   if (protocol.originProbe !== undefined) timing.originProbe = { ...defaultNodeTiming.originProbe, ...protocol.originProbe }
   if (protocol.announcementTtlMs !== undefined) timing.announcementTtlMs = protocol.announcementTtlMs
   if (protocol.refreshIntervalMs !== undefined) timing.refreshIntervalMs = protocol.refreshIntervalMs
+  if (protocol.heartbeatBudgetPerSec !== undefined) timing.heartbeatBudgetPerSec = protocol.heartbeatBudgetPerSec
   return new SimWorld({
     seed,
     sinks,

@@ -38,7 +38,7 @@
 //     "protocol": {                                optional overrides of the control-plane timing
 //       "serviceProbe": { "intervalMs", "timeoutMs", "rise", "fall", "jitter" },
 //       "originProbe":  { ... same ... },
-//       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "holdTimeMs"
+//       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "heartbeatBudgetPerSec", "holdTimeMs"
 //     },
 //     "timeline": [{ "at": 12000, "event": "serviceDown", "node": "fra-0", "service": "api" }, ...],
 //                                                  serviceDown | serviceUp (the service's health check
@@ -121,6 +121,8 @@ export interface ScenarioProtocol {
   announcementTtlMs?: number
   refreshIntervalMs?: number
   heartbeatIntervalMs?: number
+  /** Most heartbeats a node receives per second; the heartbeat period grows past it (membership.ts). */
+  heartbeatBudgetPerSec?: number
   holdTimeMs?: number
   /** Replicated state, IP leases and origin validation on every node (state-checks.ts checks them). */
   state?: { leaseMs?: number, antiEntropyIntervalMs?: number, ipam?: { overlayCidr?: string, anycastCidr?: string } }
@@ -482,7 +484,7 @@ function parseProbe (reader: Reader, value: unknown, field: string): ProbeOverri
 
 function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (value === undefined) return {}
-  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'holdTimeMs', 'state'])
+  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'heartbeatBudgetPerSec', 'holdTimeMs', 'state'])
   const protocol: ScenarioProtocol = {}
   const serviceProbe = parseProbe(reader, raw.serviceProbe, 'protocol.serviceProbe')
   const originProbe = parseProbe(reader, raw.originProbe, 'protocol.originProbe')
@@ -491,6 +493,7 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (raw.announcementTtlMs !== undefined) protocol.announcementTtlMs = reader.number(raw.announcementTtlMs, 'protocol.announcementTtlMs', 1000, 3_600_000)
   if (raw.refreshIntervalMs !== undefined) protocol.refreshIntervalMs = reader.number(raw.refreshIntervalMs, 'protocol.refreshIntervalMs', 50, 600_000)
   if (raw.heartbeatIntervalMs !== undefined) protocol.heartbeatIntervalMs = reader.number(raw.heartbeatIntervalMs, 'protocol.heartbeatIntervalMs', 100, 600_000)
+  if (raw.heartbeatBudgetPerSec !== undefined) protocol.heartbeatBudgetPerSec = reader.number(raw.heartbeatBudgetPerSec, 'protocol.heartbeatBudgetPerSec', 1, 100_000)
   if (raw.holdTimeMs !== undefined) protocol.holdTimeMs = reader.number(raw.holdTimeMs, 'protocol.holdTimeMs', 300, 3_600_000)
   if (raw.state !== undefined) {
     const state = reader.object(raw.state, 'protocol.state', ['leaseMs', 'antiEntropyIntervalMs', 'overlayCidr', 'anycastCidr'])
