@@ -63,6 +63,28 @@ export const defaultControlPlaneTiming = {
   drainMs: 1000
 }
 
+/**
+ * The periodic reach report repeats an unchanged view only every this many refresh periods (10 s at
+ * the defaults). Sent every period it was a third of all session traffic at 1,000 nodes, and
+ * repeated what every neighbour already held: a report stands until the next one or until the
+ * session ends. Changes of verdict are still reported at once (triggered), and a periodic report
+ * goes out as soon as the view has moved (reachMoved).
+ */
+const REACH_REPEAT_PERIODS = 10
+/** A relative RTT change the periodic report passes on: the route choice's incumbent margin. */
+const REACH_RTT_MOVE = 0.1
+
+/** True when the origins reached differ from `sent`, or an RTT moved by more than REACH_RTT_MOVE. */
+function reachMoved (sent: ReadonlyMap<PeerId, number>, entries: ReachReport['entries']): boolean {
+  if (sent.size !== entries.length) return true
+  for (const entry of entries) {
+    const before = sent.get(entry.origin)
+    if (before === undefined) return true
+    if (Math.abs(entry.rttMs - before) > REACH_RTT_MOVE * Math.max(before, 1)) return true
+  }
+  return false
+}
+
 /** A route change at one node, for logs, metrics and the simulator's checkers. */
 export interface RouteChange {
   atMs: number
@@ -518,7 +540,7 @@ export class ControlPlane {
     }
     this.routesChanged([...changed])
     this.syncOriginProbers()
-    this.sendReachReport(peers)
+    this.sendReachReport(peers, undefined, true)
   }
 
   /**
@@ -527,9 +549,12 @@ export class ControlPlane {
    * neighbour would keep relaying through us to an origin we lost (and two such neighbours would
    * loop). Nothing is sent while there is nothing to say and nothing to take back.
    */
-  private sendReachReport (peers: ReadonlyArray<{ peerId: PeerId }>, changed?: { origin: PeerId, rttMs: number | undefined }): void {
+  private sendReachReport (peers: ReadonlyArray<{ peerId: PeerId }>, changed?: { origin: PeerId, rttMs: number | undefined }, periodic = false): void {
     const entries = this.reachEntries(changed)
     if (entries.length === 0 && !this.reachReported) return
+    if (periodic && ++this.reachPeriodsQuiet < REACH_REPEAT_PERIODS && !reachMoved(this.reachSent, entries)) return
+    this.reachPeriodsQuiet = 0
+    this.reachSent = new Map(entries.map((entry) => [entry.origin, entry.rttMs]))
     this.reachReported = entries.length > 0
     const payload = encodeUpdate({ announcements: [], reach: this.reachReport(entries) })
     for (const peer of peers) { this.sendToPeer(peer.peerId, payload); this.counters.updatesSent.inc() }
@@ -546,6 +571,10 @@ export class ControlPlane {
   private reachSeq = 0
   /** The last reach report sent was not empty. */
   private reachReported = false
+  /** The origins and RTTs of the last reach report sent. */
+  private reachSent = new Map<PeerId, number>()
+  /** Refresh periods since a reach report last went out. */
+  private reachPeriodsQuiet = 0
   private reachReport (entries = this.reachEntries()): ReachReport {
     return { from: this.components.signer.nodeId, seq: ++this.reachSeq, entries }
   }
