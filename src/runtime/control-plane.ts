@@ -461,12 +461,14 @@ export class ControlPlane {
     if (update === undefined) return
     const now = this.components.clock.now()
     const changed = new Set<string>()
+    let accepted = false
     for (const signed of update.announcements) {
       if (signed.announcement.origin === this.components.signer.nodeId) continue
       // Gossip was verified by the validator; session updates are verified here.
       if (neighbour !== undefined && !this.verified(signed, neighbour)) continue
       if (!this.originAllowed(signed)) continue
       const result = this.table.applyAnnouncement(signed, now)
+      accepted ||= result.accepted
       if (result.changedPrefix !== undefined) { changed.add(result.changedPrefix); this.counters.applied.inc() }
     }
     if (update.reach !== undefined && neighbour !== undefined) {
@@ -474,7 +476,9 @@ export class ControlPlane {
       for (const prefix of this.table.applyReachReport(neighbour, rtt, update.reach)) changed.add(prefix)
     }
     this.routesChanged([...changed])
-    this.syncOriginProbers()
+    // Only an accepted announcement can bring a new origin (expiry is the refresh's to handle): a
+    // reach report or a duplicate leaves the set of origins to probe as it was.
+    if (accepted) this.syncOriginProbers()
   }
 
   // ---- origins: reachability and RTT ----------------------------------------------------------
