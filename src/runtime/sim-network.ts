@@ -427,6 +427,21 @@ export class SimNetwork {
     return node.natted ? node.natType : undefined
   }
 
+  /**
+   * Whether `from` can have a direct connection to `to` as things stand (NAT only; partitions
+   * aside): to a public node always; to a NATed one when already connected, by reversal from a
+   * public node, or by a punch between two NATs that are punchable and have not failed every
+   * attempt. Without holePunch, a NATed node is reached directly only over a connection it made.
+   */
+  canConnectDirectly (from: PeerId, to: PeerId): boolean {
+    const a = this.requireNode(from)
+    const b = this.requireNode(to)
+    if (!b.natted || a.connections.has(to)) return true
+    if (this.holePunch === undefined) return false
+    if (!a.natted) return true
+    return isPunchable(a.natType, b.natType) && !this.unpunchable.has(pairKey(from, to))
+  }
+
   /** What NAT traversal has done so far (all zero without holePunch). */
   holePunchStats (): HolePunchStats {
     return { ...this.punchStats, failedPairs: this.unpunchable.size }
