@@ -145,6 +145,7 @@ function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[])
   if (protocol.announcementTtlMs !== undefined) timing.announcementTtlMs = protocol.announcementTtlMs
   if (protocol.refreshIntervalMs !== undefined) timing.refreshIntervalMs = protocol.refreshIntervalMs
   if (protocol.heartbeatBudgetPerSec !== undefined) timing.heartbeatBudgetPerSec = protocol.heartbeatBudgetPerSec
+  if (protocol.directFallback !== undefined) timing.directFallback = protocol.directFallback
   return new SimWorld({
     seed,
     sinks,
@@ -606,7 +607,7 @@ export function natLine (nat: NatReport): string {
   const pct = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
   const punch = nat.holePunch
   return `NAT: ${nat.natNodes} nodes behind NAT (${nat.symmetricNodes} symmetric); origins reachable ${pct(nat.reachableShare)} of ${nat.pairs} pairs ` +
-    `(worst node ${pct(nat.originsReachedPerNode.min)}), ${nat.relayedOnly} relayed only; direct after hole punching ${pct(nat.directPathShare)} of ${nat.natPairs} NAT pairs; ` +
+    `(worst node ${pct(nat.originsReachedPerNode.min)}), ${nat.relayedOnly} relayed only, ${nat.heldDown} in relay hold-down; direct after hole punching ${pct(nat.directPathShare)} of ${nat.natPairs} NAT pairs; ` +
     `punches ${punch.punched} ok of ${punch.attempts} attempts, ${punch.reversals} reversals, ${punch.failedPairs} pairs left relayed`
 }
 

@@ -48,7 +48,8 @@
 //     "protocol": {                                optional overrides of the control-plane timing
 //       "serviceProbe": { "intervalMs", "timeoutMs", "rise", "fall", "jitter" },
 //       "originProbe":  { ... same ... },
-//       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "heartbeatBudgetPerSec", "holdTimeMs"
+//       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "heartbeatBudgetPerSec", "holdTimeMs",
+//       "directFallback": { "failures": 3, "windowMs": 300000, "holdDownMs": 300000 }
 //     },
 //     "timeline": [{ "at": 12000, "event": "serviceDown", "node": "fra-0", "service": "api" }, ...],
 //                                                  serviceDown | serviceUp (the service's health check
@@ -79,6 +80,7 @@ import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join, optionalBoolean }
 import { parsePrefix } from '../src/protocols/cidr.ts'
 import { createRandom } from '../src/runtime/random.ts'
 import { DEFAULT_HOLE_PUNCH } from '../src/runtime/sim-nat.ts'
+import { defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../src/protocols/direct-fallback.ts'
 import { destinationPoint, DEFAULT_LINK_BASE_MS, DEFAULT_ROUTE_INFLATION, type RegionLatency } from './latency.ts'
 import { CITY_REGIONS, citiesIn, createCitySampler, type City } from './cities.ts'
 import {
@@ -137,6 +139,8 @@ export interface ScenarioProtocol {
   /** Most heartbeats a node receives per second; the heartbeat period grows past it (membership.ts). */
   heartbeatBudgetPerSec?: number
   holdTimeMs?: number
+  /** Formation's relay rule: direct-path failures in a window before an origin is held on relays. */
+  directFallback?: DirectFallbackPolicy
   /** Replicated state, IP leases and origin validation on every node (state-checks.ts checks them). */
   state?: { leaseMs?: number, antiEntropyIntervalMs?: number, ipam?: { overlayCidr?: string, anycastCidr?: string } }
 }
@@ -525,7 +529,7 @@ function parseProbe (reader: Reader, value: unknown, field: string): ProbeOverri
 
 function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (value === undefined) return {}
-  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'heartbeatBudgetPerSec', 'holdTimeMs', 'state'])
+  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'heartbeatBudgetPerSec', 'holdTimeMs', 'state', 'directFallback'])
   const protocol: ScenarioProtocol = {}
   const serviceProbe = parseProbe(reader, raw.serviceProbe, 'protocol.serviceProbe')
   const originProbe = parseProbe(reader, raw.originProbe, 'protocol.originProbe')
@@ -536,6 +540,14 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (raw.heartbeatIntervalMs !== undefined) protocol.heartbeatIntervalMs = reader.number(raw.heartbeatIntervalMs, 'protocol.heartbeatIntervalMs', 100, 600_000)
   if (raw.heartbeatBudgetPerSec !== undefined) protocol.heartbeatBudgetPerSec = reader.number(raw.heartbeatBudgetPerSec, 'protocol.heartbeatBudgetPerSec', 1, 100_000)
   if (raw.holdTimeMs !== undefined) protocol.holdTimeMs = reader.number(raw.holdTimeMs, 'protocol.holdTimeMs', 300, 3_600_000)
+  if (raw.directFallback !== undefined) {
+    const fallback = reader.object(raw.directFallback, 'protocol.directFallback', ['failures', 'windowMs', 'holdDownMs'])
+    protocol.directFallback = {
+      failures: reader.optionalNumber(fallback.failures, 'protocol.directFallback.failures', 1, 100, defaultDirectFallbackPolicy.failures),
+      windowMs: reader.optionalNumber(fallback.windowMs, 'protocol.directFallback.windowMs', 0, 86_400_000, defaultDirectFallbackPolicy.windowMs),
+      holdDownMs: reader.optionalNumber(fallback.holdDownMs, 'protocol.directFallback.holdDownMs', 0, 86_400_000, defaultDirectFallbackPolicy.holdDownMs)
+    }
+  }
   if (raw.state !== undefined) {
     const state = reader.object(raw.state, 'protocol.state', ['leaseMs', 'antiEntropyIntervalMs', 'overlayCidr', 'anycastCidr'])
     protocol.state = {}

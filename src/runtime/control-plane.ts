@@ -9,6 +9,7 @@ import { prefixAnnouncerMachine, defaultPrefixAnnouncerPolicy } from '../actors/
 import type { SessionListener } from '../actors/peer-session.ts'
 import { decodeUpdate, encodeUpdate, packUpdates, signAnnouncement, verifyAnnouncement, type UpdateMessage } from '../protocols/announcement-codec.ts'
 import { RouteTable } from '../protocols/route-table.ts'
+import { DirectFallback, defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
 import type { GeoLocation, ReachReport, RouteAttributes, RouteEntry, SignedAnnouncement } from '../protocols/routes.ts'
 import type { Verdict } from '../protocols/health-verdict.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisorDefaults } from './supervisor.ts'
@@ -51,6 +52,8 @@ export interface ControlPlaneConfig {
   /** Expiry sweep, RTT refresh and reach reports to neighbours run at this period. */
   refreshIntervalMs: number
   drainMs: number
+  /** Formation's relay rule (direct-fallback.ts); default 3 failures in 300 s, relayed for 300 s. */
+  directFallback?: DirectFallbackPolicy
 }
 
 export const defaultControlPlaneTiming = {
@@ -60,7 +63,8 @@ export const defaultControlPlaneTiming = {
   originProbe: { intervalMs: 500, timeoutMs: 300, rise: 2, fall: 2, jitter: 0.1 },
   announcementTtlMs: 15_000,
   refreshIntervalMs: 1000,
-  drainMs: 1000
+  drainMs: 1000,
+  directFallback: defaultDirectFallbackPolicy as DirectFallbackPolicy
 }
 
 /**
@@ -111,6 +115,8 @@ export interface OriginHealthView {
   lastError: string | undefined
   /** Our own probes answer (healthy, or degraded only by slowness): a direct path exists. */
   direct: boolean
+  /** Held on relays by Formation's rule (repeated direct failures); the direct path is demoted. */
+  relayedByRule: boolean
 }
 
 /**
@@ -137,7 +143,10 @@ export class ControlPlane {
   private readonly chosen = new Map<string, string | undefined>()
   private readonly adminDown = new Set<string>()
   private readonly routeListeners: Array<(change: RouteChange) => void> = []
-  private readonly counters: Record<'rejected' | 'applied' | 'routeChanges' | 'updatesSent', Counter>
+  private readonly counters: Record<'rejected' | 'applied' | 'routeChanges' | 'updatesSent' | 'directFallbacks', Counter>
+  private readonly fallback: DirectFallback
+  /** Origins held on their relays by Formation's rule: the timer that gives the direct path back. */
+  private readonly fallbackTimers = new Map<PeerId, unknown>()
   private lastSeq = 0
   private unsubscribe: (() => void) | undefined
   /** Updates the validator accepted, by payload, so delivery does not decode them again. */
@@ -161,8 +170,10 @@ export class ControlPlane {
       rejected: metrics.counter('route_announcements_rejected_total', 'Announcements dropped: bad signature, unknown origin key, malformed', ['reason']),
       applied: metrics.counter('route_announcements_applied_total', 'Announcements that changed the route table'),
       routeChanges: metrics.counter('route_changes_total', 'Times the chosen origin of a prefix changed'),
-      updatesSent: metrics.counter('session_updates_sent_total', 'UPDATE messages sent to neighbours')
+      updatesSent: metrics.counter('session_updates_sent_total', 'UPDATE messages sent to neighbours'),
+      directFallbacks: metrics.counter('route_direct_fallbacks_total', 'Origins sent to their relays after repeated direct-path failures')
     }
+    this.fallback = new DirectFallback(config.directFallback ?? defaultDirectFallbackPolicy)
   }
 
   /** Supervisor children to place under the node's root. */
@@ -258,6 +269,8 @@ export class ControlPlane {
     this.unsubscribeValidation = undefined
     for (const timer of this.relayHoldDowns.values()) this.components.clock.clearTimeout(timer as never)
     this.relayHoldDowns.clear()
+    for (const timer of this.fallbackTimers.values()) this.components.clock.clearTimeout(timer as never)
+    this.fallbackTimers.clear()
     this.components.overlay.setValidator(this.config.routesTopic, undefined)
     if (this.refreshTimer !== undefined) this.components.clock.clearTimeout(this.refreshTimer)
     this.refreshTimer = undefined
@@ -336,7 +349,8 @@ export class ControlPlane {
         verdict: context.verdict,
         rttMs: context.lastLatencyMs,
         lastError: context.lastError,
-        direct: directlyReachable(context.verdict, context.consecutiveFail)
+        direct: directlyReachable(context.verdict, context.consecutiveFail),
+        relayedByRule: this.table.isDirectDemoted(child.id.slice('origin-probe:'.length))
       }]
     })
   }
@@ -490,7 +504,12 @@ export class ControlPlane {
     wanted.delete(this.components.signer.nodeId)
     for (const child of this.originsSupervisor.children()) {
       const origin = child.id.slice('origin-probe:'.length)
-      if (!wanted.has(origin)) { this.originsSupervisor.stopChild(child.id); this.routesChanged(this.table.setDirectReach(origin, undefined)) }
+      if (!wanted.has(origin)) {
+        this.originsSupervisor.stopChild(child.id)
+        this.routesChanged(this.table.setDirectReach(origin, undefined))
+        this.endFallback(origin)
+        this.fallback.forget(origin)
+      }
       wanted.delete(origin)
     }
     for (const origin of wanted) this.originsSupervisor.startChild(this.originProberSpec(origin))
@@ -501,9 +520,15 @@ export class ControlPlane {
     return this.proberSpec(`origin-probe:${origin}`, 'origins', { kind: 'peer', peerId: origin }, { ...this.config.originProbe, indirect: { k: 2, via: helpers } }, (verdict, detail) => {
       const rtt = directlyReachable(verdict, detail.consecutiveFail) ? detail.lastLatencyMs ?? 0 : undefined
       const hadDirect = this.table.hasDirectReach(origin)
+      // Demoted by Formation's rule, the direct path carried nothing: losing it moves no route, so
+      // there is no stale relay report to guard against.
+      const wasDemoted = this.table.isDirectDemoted(origin)
       this.routesChanged(this.table.setDirectReach(origin, rtt))
       if (rtt !== undefined) this.holdDownRelays(origin, false)
-      else if (hadDirect) this.holdDownRelays(origin, true)
+      else if (hadDirect) {
+        if (!wasDemoted) this.holdDownRelays(origin, true)
+        this.directFailed(origin)
+      }
       // A triggered report: neighbours relaying through us learn at once, not at the next refresh.
       // The prober's snapshot still shows the old verdict while it notifies, so this one is given.
       this.sendReachReport(this.establishedPeers(), { origin, rttMs: rtt })
@@ -528,6 +553,34 @@ export class ControlPlane {
       this.relayHoldDowns.delete(origin)
       if (this.running) this.routesChanged(this.table.setRelaysHeldDown(origin, false))
     }, 2 * this.config.refreshIntervalMs))
+  }
+
+  /**
+   * Formation's rule: the direct path to `origin` was lost; the `failures`-th loss within the
+   * window demotes it below any relay path for the hold-down (the route table still falls back to
+   * it when no relay reaches the origin).
+   */
+  private directFailed (origin: PeerId): void {
+    const { clock, logger } = this.components
+    const untilMs = this.fallback.recordFailure(origin, clock.now())
+    if (untilMs === undefined) return
+    const { failures, windowMs, holdDownMs } = this.fallback.policy
+    logger.info('direct path keeps failing: using relays for this origin', { origin, failures, windowMs, holdDownMs })
+    this.counters.directFallbacks.inc()
+    this.routesChanged(this.table.setDirectDemoted(origin, true))
+    const pending = this.fallbackTimers.get(origin)
+    if (pending !== undefined) clock.clearTimeout(pending as never)
+    this.fallbackTimers.set(origin, clock.setTimeout(() => {
+      this.fallbackTimers.delete(origin)
+      if (this.running) this.routesChanged(this.table.setDirectDemoted(origin, false))
+    }, untilMs - clock.now()))
+  }
+
+  private endFallback (origin: PeerId): void {
+    const pending = this.fallbackTimers.get(origin)
+    if (pending !== undefined) this.components.clock.clearTimeout(pending as never)
+    this.fallbackTimers.delete(origin)
+    this.routesChanged(this.table.setDirectDemoted(origin, false))
   }
 
   /** Periodic: expire silent origins, refresh measured RTTs, tell neighbours what we reach. */

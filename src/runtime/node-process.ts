@@ -134,6 +134,7 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
     ...defaultNodeTiming,
     services: config.services,
     serviceProbe: { ...defaultNodeTiming.serviceProbe, ...config.probe },
+    directFallback: config.directFallback,
     ...(location === undefined ? {} : { location }),
     ...(dnsConfig?.address === undefined ? {} : { address: dnsConfig.address }),
     ...(store === undefined

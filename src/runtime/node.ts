@@ -13,6 +13,7 @@ import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, R
 import { StateReplicator } from './state-replicator.ts'
 import { DEFAULT_LEASE_MS, LeaseManager } from './lease-manager.ts'
 import { parseIpamConfig, type IpamConfig, type IpamConfigInput } from '../protocols/ipam.ts'
+import type { DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
 import { planServiceRegistration, type ServiceRecord } from '../protocols/service-registry.ts'
 import type { NodeLocation, ServiceConfig } from './config.ts'
 import { ControlPlane, defaultControlPlaneTiming, type OriginValidation } from './control-plane.ts'
@@ -62,6 +63,8 @@ export interface NodeHostConfig {
   announcementTtlMs: number
   refreshIntervalMs: number
   drainMs: number
+  /** Formation's relay rule (src/protocols/direct-fallback.ts); default 3 failures in 300 s, 300 s relayed. */
+  directFallback?: DirectFallbackPolicy
   /** The IP address DNS answers give for this node, sent in heartbeats (GeoDNS). */
   address?: string
   /** Replicated state (state-replicator.ts), IP leases and origin validation: off unless given. */
@@ -198,6 +201,7 @@ export class NodeHost {
         announcementTtlMs: config.announcementTtlMs,
         refreshIntervalMs: config.refreshIntervalMs,
         drainMs: config.drainMs,
+        ...(config.directFallback === undefined ? {} : { directFallback: config.directFallback }),
         ...(config.location === undefined ? {} : { location: { lat: config.location.lat, lon: config.location.lon, ...(config.location.region === undefined ? {} : { region: config.location.region }) } })
       },
       defaults,
