@@ -21,6 +21,12 @@ export interface NatReport {
   direct: number
   /** Pairs reached only through a relay (no direct path). */
   relayedOnly: number
+  /**
+   * Pairs with no path at the final instant only because the node has just lost its direct path
+   * and holds its relay paths down (the control plane's loop guard, two refresh periods) while
+   * neighbours do report reaching the origin: counted as reachable, and listed here.
+   */
+  heldDown: number
   /** Pairs where the node, the origin or both are behind NAT, and how many of them ended direct. */
   natPairs: number
   natDirect: number
@@ -39,7 +45,7 @@ export function natReport (world: SimWorld, live: ReadonlySet<string>, origins: 
   const { network } = world
   const report: NatReport = {
     natNodes: 0, symmetricNodes: 0, holePunch: network.holePunchStats(), pairs: 0, reachable: 0, reachableShare: null,
-    direct: 0, relayedOnly: 0, natPairs: 0, natDirect: 0, directPathShare: null, originsReachedPerNode: { min: null, mean: null }, unreachable: []
+    direct: 0, relayedOnly: 0, heldDown: 0, natPairs: 0, natDirect: 0, directPathShare: null, originsReachedPerNode: { min: null, mean: null }, unreachable: []
   }
   const perNode: number[] = []
   for (const node of [...live].sort()) {
@@ -58,13 +64,15 @@ export function natReport (world: SimWorld, live: ReadonlySet<string>, origins: 
       const natAffected = natType !== undefined || network.natType(origin) !== undefined
       if (natAffected) report.natPairs++
       if (direct) { report.direct++; if (natAffected) report.natDirect++ }
-      if (path === undefined) {
+      const heldDown = path === undefined && table.isRelayHeldDown(origin) && table.relayCount(origin) > 0
+      if (path === undefined && !heldDown) {
         if (report.unreachable.length < 10) report.unreachable.push(`${node} → ${origin}`)
         continue
       }
       reached++
       report.reachable++
-      if (!direct) report.relayedOnly++
+      if (heldDown) report.heldDown++
+      else if (!direct) report.relayedOnly++
     }
     if (wanted > 0) perNode.push(reached / wanted)
   }

@@ -212,6 +212,12 @@ export class SimWorld {
     const host = this.createHost(id, overlay, this.random.fork(`node:${id}:life:${life}`), signer, this.bootstrap.get(id) ?? [])
     this.hosts.set(id, host)
     await host.start()
+    // Behind NAT nobody can dial it, and its sessions dial only peers with larger ids (RFC 4271
+    // §6.8): it dials its bootstrap peers itself, as libp2p's bootstrap module does, or it would
+    // stay alone. (A public node is dialled back by its neighbours, so its run stays as it was.)
+    if (this.network.isNatted(id)) {
+      for (const peer of this.bootstrap.get(id) ?? []) overlay.dial(peer).catch(() => {})
+    }
     return host
   }
 
