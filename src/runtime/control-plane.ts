@@ -9,6 +9,7 @@ import { prefixAnnouncerMachine, defaultPrefixAnnouncerPolicy } from '../actors/
 import type { SessionListener } from '../actors/peer-session.ts'
 import { decodeUpdate, encodeUpdate, packUpdates, signAnnouncement, verifyAnnouncement, type UpdateMessage } from '../protocols/announcement-codec.ts'
 import { RouteTable } from '../protocols/route-table.ts'
+import { connectionLoad, isOverloaded } from '../protocols/origin-load.ts'
 import { DirectFallback, defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
 import type { GeoLocation, ReachReport, RouteAttributes, RouteEntry, SignedAnnouncement } from '../protocols/routes.ts'
 import type { Verdict } from '../protocols/health-verdict.ts'
@@ -103,6 +104,10 @@ export interface ServiceHealthView {
   prefix: string
   verdict: Verdict
   adminDown: boolean
+  /** Announced load from proxied connections (setServiceConnections), 0..1. */
+  load: number
+  /** At its proxies' connection capacity: announced degraded while its checks pass. */
+  overloaded: boolean
   announcer: string
   lastLatencyMs: number | undefined
   lastError: string | undefined
@@ -142,6 +147,8 @@ export class ControlPlane {
   readonly originsSupervisor: Supervisor
   private readonly chosen = new Map<string, string | undefined>()
   private readonly adminDown = new Set<string>()
+  /** Load of local services from their proxied connections, by service name. */
+  private readonly serviceLoad = new Map<string, { load: number, overloaded: boolean }>()
   private readonly routeListeners: Array<(change: RouteChange) => void> = []
   private readonly counters: Record<'rejected' | 'applied' | 'routeChanges' | 'updatesSent' | 'directFallbacks', Counter>
   private readonly fallback: DirectFallback
@@ -299,9 +306,41 @@ export class ControlPlane {
     if (config === undefined) return false
     if (down) this.adminDown.add(service); else this.adminDown.delete(service)
     this.components.logger.info(down ? 'service marked down by operator' : 'service marked up by operator', { service })
-    const verdict = down ? 'failed' : this.proberFor(`service:${service}`)?.getSnapshot().context.verdict ?? 'unknown'
+    const verdict = down ? 'failed' : this.effectiveVerdict(service, this.proberFor(`service:${service}`)?.getSnapshot().context.verdict ?? 'unknown')
     this.announcerFor(config.prefix)?.send({ type: verdictEvent(verdict) })
     return true
+  }
+
+  /**
+   * Proxied connections open to a local service (tcp-proxy.ts) and the proxies' capacity for it:
+   * the announced load becomes active ÷ capacity (origin-load.ts), re-announced at once when its
+   * step changes; at capacity the service is announced degraded while its checks pass, so other
+   * nodes send new traffic to healthy origins first. False for a service not served here.
+   */
+  setServiceConnections (service: string, active: number, capacity: number | undefined): boolean {
+    const config = this.config.services.find((candidate) => candidate.name === service)
+    if (config === undefined) return false
+    const before = this.serviceLoad.get(service) ?? { load: 0, overloaded: false }
+    const after = { load: connectionLoad(active, capacity), overloaded: isOverloaded(active, capacity) }
+    if (before.load === after.load && before.overloaded === after.overloaded) return true
+    this.serviceLoad.set(service, after)
+    if (before.overloaded !== after.overloaded) {
+      this.components.logger.info(after.overloaded ? 'service at its connection capacity: announced degraded' : 'service below its connection capacity again', { service, active, capacity })
+      if (!this.adminDown.has(service)) {
+        const verdict = this.proberFor(`service:${service}`)?.getSnapshot().context.verdict ?? 'unknown'
+        this.announcerFor(config.prefix)?.send({ type: verdictEvent(this.effectiveVerdict(service, verdict)) })
+      }
+      return true
+    }
+    // Same health, new load: re-sign what is announced now with it.
+    const announced = this.announcerFor(config.prefix)?.getSnapshot().context.announced
+    if (announced !== undefined) this.originate(config, announced, false)
+    return true
+  }
+
+  /** A passing check of an overloaded service counts as degraded. */
+  private effectiveVerdict (service: string, verdict: Verdict): Verdict {
+    return verdict === 'healthy' && this.serviceLoad.get(service)?.overloaded === true ? 'degraded' : verdict
   }
 
   /** De-prefer, then withdraw every local prefix; resolves when all are drained or after a bound. */
@@ -332,6 +371,8 @@ export class ControlPlane {
         prefix: service.prefix,
         verdict: this.adminDown.has(service.name) ? 'failed' : prober?.verdict ?? 'unknown',
         adminDown: this.adminDown.has(service.name),
+        load: this.serviceLoad.get(service.name)?.load ?? 0,
+        overloaded: this.serviceLoad.get(service.name)?.overloaded ?? false,
         announcer: announcer === undefined ? 'stopped' : JSON.stringify(announcer.value),
         lastLatencyMs: prober?.lastLatencyMs,
         lastError: prober?.lastError
@@ -394,7 +435,7 @@ export class ControlPlane {
 
   private serviceProberSpec (service: ServiceConfig): ChildSpec {
     return this.proberSpec(`service:${service.name}`, 'services', service.check, this.config.serviceProbe, (verdict) => {
-      if (!this.adminDown.has(service.name)) this.announcerFor(service.prefix)?.send({ type: verdictEvent(verdict) })
+      if (!this.adminDown.has(service.name)) this.announcerFor(service.prefix)?.send({ type: verdictEvent(this.effectiveVerdict(service.name, verdict)) })
     })
   }
 
@@ -423,6 +464,9 @@ export class ControlPlane {
       return
     }
     this.heldLocal.delete(service.prefix)
+    // The announcer knows health and preference; the load comes from the proxies.
+    const load = this.serviceLoad.get(service.name)?.load
+    if (attributes !== undefined && load !== undefined) attributes = { ...attributes, load }
     this.lastSeq = nextSequence(this.lastSeq, clock.now())
     const signed = signAnnouncement({
       prefix: service.prefix,
