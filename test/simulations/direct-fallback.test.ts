@@ -4,6 +4,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { SimWorld } from '../../simulations/world.ts'
+import { miniScenario } from '../support/mini-scenario.ts'
 import type { DirectFallbackPolicy } from '../../src/protocols/direct-fallback.ts'
 import type { MemoryMetrics } from '../../src/runtime/metrics.ts'
 
@@ -56,6 +57,13 @@ test('direct fallback off (100 failures): the same flapping link moves the route
   const { world, nextHops } = await flapping({ failures: 100, windowMs: 300_000, holdDownMs: 60_000 }, 4)
   assert.equal(nextHops, [ORIGIN, ORIGIN, ORIGIN, ORIGIN, ORIGIN], nextHops.join(' '))
   await world.stop()
+})
+
+test('scenario protocol.directFallback: defaults fill the missing fields; bad values are rejected naming the field', () => {
+  assert.equal(miniScenario({ protocol: { directFallback: { failures: 2 } } }).protocol.directFallback, { failures: 2, windowMs: 300_000, holdDownMs: 300_000 })
+  assert.throws(() => miniScenario({ protocol: { directFallback: { failures: 0 } } }), /protocol\.directFallback\.failures/)
+  assert.throws(() => miniScenario({ protocol: { directFallback: { holdDownMs: -1 } } }), /protocol\.directFallback\.holdDownMs/)
+  assert.throws(() => miniScenario({ protocol: { directFallback: { after: 3 } } }), /protocol\.directFallback/)
 })
 
 test.run()
