@@ -67,7 +67,7 @@ export class SimWorld {
   readonly network: SimNetwork
   readonly bus = new InspectionBus()
   readonly hosts = new Map<PeerId, NodeHost>()
-  readonly keys = new KeyDirectory({ fromPeerIds: false })
+  readonly keys = new KeyDirectory({ fromPeerIds: false, shareVerdicts: true })
   /** Services the world has taken down, as `<node>/<service>`; their checks fail. */
   readonly downServices = new Set<string>()
   private readonly hash = createHashSink()

@@ -35,6 +35,13 @@ export function signerFromLibp2pKey (nodeId: string, key: PrivateKey): Signer {
   return createKeySigner(nodeId, ed25519KeyFromSeed(key.raw.subarray(0, ED25519_SEED_BYTES)))
 }
 
+/** Signature verdicts kept for sharing (KeyDirectory's shareVerdicts) before they are dropped. */
+const MAX_SHARED_VERDICTS = 200_000
+
+function checkSignature (data: Uint8Array, key: KeyObject, signature: Uint8Array): boolean {
+  try { return verify(null, data, key, signature) } catch { return false }
+}
+
 /** Most public keys cached at once; a lookup past it evicts the oldest. */
 const MAX_CACHED_KEYS = 100_000
 
@@ -44,8 +51,17 @@ const MAX_CACHED_KEYS = 100_000
  */
 export class KeyDirectory implements Verifier {
   private readonly keys = new Map<string, KeyObject | null>()
+  /** Verdicts on signatures already checked, when `shareVerdicts` is on: by node id and signature. */
+  private readonly verdicts = new Map<string, { data: Uint8Array, valid: boolean }>()
 
-  constructor (private readonly options: { fromPeerIds: boolean }) {}
+  /**
+   * `shareVerdicts` is for the simulator, whose nodes all verify through one directory: every
+   * node checks every announcement, so 1,000 nodes would check each signature 1,000 times, the same
+   * pure computation with the same answer. With it on, a signature is checked once per world and
+   * its verdict reused for exactly the same node id, bytes and signature (the bytes are compared,
+   * so a valid signature replayed over other bytes is still checked, and still fails).
+   */
+  constructor (private readonly options: { fromPeerIds: boolean, shareVerdicts?: boolean }) {}
 
   register (nodeId: string, publicKey: Uint8Array): void {
     this.cache(nodeId, publicKeyFromRaw(publicKey))
@@ -56,7 +72,14 @@ export class KeyDirectory implements Verifier {
   verify (nodeId: string, data: Uint8Array, signature: Uint8Array): boolean {
     const key = this.lookup(nodeId)
     if (key === null) return false
-    try { return verify(null, data, key, signature) } catch { return false }
+    if (this.options.shareVerdicts !== true) return checkSignature(data, key, signature)
+    const memo = `${nodeId}\n${Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('base64')}`
+    const known = this.verdicts.get(memo)
+    if (known !== undefined && Buffer.compare(known.data, data) === 0) return known.valid
+    const valid = checkSignature(data, key, signature)
+    if (this.verdicts.size >= MAX_SHARED_VERDICTS) this.verdicts.clear()
+    this.verdicts.set(memo, { data: data.slice(), valid })
+    return valid
   }
 
   private lookup (nodeId: string): KeyObject | null {

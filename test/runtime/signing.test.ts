@@ -31,4 +31,29 @@ test('signing: simulated keys are deterministic by seed and unknown ids are refu
   assert.not.ok(directory.verify('n2', data, signer.sign(data)))
 })
 
+test('signing: shared verdicts (the simulator) answer exactly as fresh checks do, replays over other bytes included', () => {
+  const shared = new KeyDirectory({ fromPeerIds: false, shareVerdicts: true })
+  const fresh = new KeyDirectory({ fromPeerIds: false })
+  const signer = createSimSigner('n1', createRandom(5), shared)
+  createSimSigner('n1', createRandom(5), fresh)
+  const other = new TextEncoder().encode('another announcement')
+  const signature = signer.sign(data)
+  const forged = signature.slice()
+  forged[0] = forged[0]! ^ 1
+  const cases: Array<[string, Uint8Array, Uint8Array]> = [
+    ['n1', data, signature], ['n1', data, signature], ['n1', other, signature], ['n1', data, signature],
+    ['n2', data, signature], ['n1', data, forged], ['n1', data, forged], ['n1', other, signer.sign(other)]
+  ]
+  for (const [index, [nodeId, bytes, sig]] of cases.entries()) {
+    assert.is(shared.verify(nodeId, bytes, sig), fresh.verify(nodeId, bytes, sig), `case ${index}`)
+  }
+  assert.ok(shared.verify('n1', data, signature))
+  assert.not.ok(shared.verify('n1', other, signature), 'a valid signature over other bytes still fails')
+  // The bytes are copied: a caller reusing its buffer cannot turn a cached verdict into a lie.
+  const buffer = data.slice()
+  assert.ok(shared.verify('n1', buffer, signature))
+  buffer[0] = buffer[0]! ^ 1
+  assert.not.ok(shared.verify('n1', buffer, signature))
+})
+
 test.run()
