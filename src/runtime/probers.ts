@@ -85,17 +85,21 @@ export function createPeerProbes (components: { overlay: Overlay, clock: Clock, 
     // The stream may take longer than one probe to open (a far peer: dial and negotiation cost
     // round trips): this probe is then inconclusive, not failed, the opening goes on, and the next
     // probe finds the stream ready. An opening that fails fails the probe waiting on it.
-    let channel: ProbeChannel
-    const openTimer = new AbortController()
-    const openTimeout = clock.setTimeout(() => openTimer.abort(), timeoutMs)
-    try {
-      channel = await channelTo(peer, signal === undefined ? openTimer.signal : AbortSignal.any([signal, openTimer.signal]))
-    } catch (error) {
-      if (openTimer.signal.aborted && signal?.aborted !== true) return { error: `the probe stream was still opening after ${timeoutMs} ms`, inconclusive: true }
-      return { error: (error as Error).message }
-    } finally {
-      clock.clearTimeout(openTimeout)
+    let channel = channels.get(peer)
+    if (channel === undefined || channel.stream.closed) {
+      // Only an opening needs its own timer and combined signal: the open stream is the common case.
+      const openTimer = new AbortController()
+      const openTimeout = clock.setTimeout(() => openTimer.abort(), timeoutMs)
+      try {
+        channel = await channelTo(peer, signal === undefined ? openTimer.signal : AbortSignal.any([signal, openTimer.signal]))
+      } catch (error) {
+        if (openTimer.signal.aborted && signal?.aborted !== true) return { error: `the probe stream was still opening after ${timeoutMs} ms`, inconclusive: true }
+        return { error: (error as Error).message }
+      } finally {
+        clock.clearTimeout(openTimeout)
+      }
     }
+    const open: ProbeChannel = channel
     return await new Promise((resolve) => {
       let settled = false
       const finish = (result: { reply: ProbeFrame, elapsedMs: number } | { error: string }): void => {
@@ -103,18 +107,18 @@ export function createPeerProbes (components: { overlay: Overlay, clock: Clock, 
         settled = true
         clock.clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        channel.pending.delete(request.nonce)
+        open.pending.delete(request.nonce)
         resolve(result)
       }
       const sentAt = clock.now()
       const timer = clock.setTimeout(() => {
-        if (++channel.timeouts >= STALE_AFTER_TIMEOUTS) drop(peer, channel)
+        if (++open.timeouts >= STALE_AFTER_TIMEOUTS) drop(peer, open)
         finish({ error: `timeout after ${timeoutMs} ms` })
       }, timeoutMs)
       const onAbort = (): void => finish({ error: 'aborted' })
       signal?.addEventListener('abort', onAbort, { once: true })
-      channel.pending.set(request.nonce, (reply) => finish({ reply, elapsedMs: clock.now() - sentAt }))
-      if (channel.stream.closed || !channel.stream.send(encodeProbeFrame(request))) finish({ error: 'stream closed' })
+      open.pending.set(request.nonce, (reply) => finish({ reply, elapsedMs: clock.now() - sentAt }))
+      if (open.stream.closed || !open.stream.send(encodeProbeFrame(request))) finish({ error: 'stream closed' })
     })
   }
 
