@@ -2,9 +2,11 @@
 // buttons move it; the URL hash (#i=…&t=…&node=…&actor=…) records it, so a link reopens the same
 // instant and actor. After each render, <body data-at data-actor> say what is on screen (tests wait on it).
 import { drawChart, highlight } from './chart-view.js'
+import { drawSequence } from './sequence-view.js'
+import { drawMap } from './map-view.js'
 
 const $ = (id) => document.getElementById(id)
-const view = { meta: undefined, at: 0, node: undefined, actor: undefined, follow: true }
+const view = { meta: undefined, at: 0, node: undefined, actor: undefined, follow: true, pane: 'chart' }
 const charts = new Map()
 let rendering = false
 let pending = false
@@ -27,7 +29,15 @@ export function stateText (value) {
 
 function readHash () {
   const params = new URLSearchParams(location.hash.slice(1))
-  return { i: params.get('i'), t: params.get('t'), node: params.get('node') ?? undefined, actor: params.get('actor') ?? undefined }
+  return {
+    i: params.get('i'),
+    t: params.get('t'),
+    node: params.get('node') ?? undefined,
+    actor: params.get('actor') ?? undefined,
+    pane: ['sequence', 'map'].includes(params.get('view')) ? params.get('view') : 'chart',
+    window: params.get('window'),
+    lane: params.get('lane')
+  }
 }
 
 function writeHash (record) {
@@ -36,6 +46,12 @@ function writeHash (record) {
   if (record !== undefined) params.set('t', String(record.t))
   if (view.node !== undefined) params.set('node', view.node)
   if (view.actor !== undefined) params.set('actor', view.actor)
+  if (view.pane === 'map') params.set('view', 'map')
+  if (view.pane === 'sequence') {
+    params.set('view', 'sequence')
+    params.set('window', $('sequence-window').value)
+    if ($('sequence-node').value !== '') params.set('lane', $('sequence-node').value)
+  }
   history.replaceState(null, '', `#${params}`)
 }
 
@@ -48,6 +64,7 @@ async function loadMeta () {
   slider.max = String(Math.max(meta.first, meta.end - 1))
   $('follow-label').hidden = meta.mode !== 'live'
   fillSelect($('filter-node'), meta.nodes.map((node) => node.name))
+  fillSelect($('sequence-node'), meta.nodes.map((node) => node.name))
   fillSelect($('filter-actor'), meta.kinds)
   renderNodes()
 }
@@ -65,10 +82,12 @@ function fillSelect (select, values) {
 function renderNodes () {
   const list = $('nodes')
   list.replaceChildren()
-  const map = $('world-map')
-  map.replaceChildren()
-  const located = view.meta.nodes.filter((node) => node.location !== undefined)
-  map.style.display = located.length === 0 ? 'none' : ''
+  const located = drawMap($('world-map'), view.meta.nodes, view.node, selectNode)
+  $('world-map').style.display = located === 0 ? 'none' : ''
+  drawMap($('world-map-large'), view.meta.nodes, view.node, selectNode, { radius: 2.5, labels: located <= 30 })
+  $('map-summary').textContent = located === 0
+    ? 'no node in this trace says where it is (a node\'s config location)'
+    : `${located} of ${view.meta.nodes.length} nodes located · equirectangular, graticule every 30° · click a node to select it`
   for (const node of view.meta.nodes) {
     const item = document.createElement('li')
     item.textContent = `${node.name} (${node.actors})`
@@ -76,18 +95,6 @@ function renderNodes () {
     item.classList.toggle('selected', node.name === view.node)
     item.addEventListener('click', () => selectNode(node.name))
     list.appendChild(item)
-  }
-  for (const node of located) {
-    const dot = document.createElementNS('http://www.w3.org/2000/svg', 'circle')
-    dot.setAttribute('cx', String(node.location.lon))
-    dot.setAttribute('cy', String(-node.location.lat))
-    dot.setAttribute('r', '4')
-    dot.classList.toggle('selected', node.name === view.node)
-    const title = document.createElementNS('http://www.w3.org/2000/svg', 'title')
-    title.textContent = node.name
-    dot.appendChild(title)
-    dot.addEventListener('click', () => selectNode(node.name))
-    map.appendChild(dot)
   }
 }
 
@@ -131,9 +138,11 @@ async function render () {
   const record = nodeView?.record ?? actorView?.record ?? log.events[log.events.length - 1]
   $('clock').textContent = `#${at} · t ${record === undefined ? '—' : (record.t / 1000).toFixed(3)} s`
   renderTree(nodeView)
-  await renderActor(actorView?.actor)
+  if (view.pane === 'sequence') await renderSequence(at)
+  else if (view.pane === 'chart') await renderActor(actorView?.actor)
   renderLog(log.events, at)
   writeHash(record)
+  document.body.dataset.view = view.pane
   document.body.dataset.at = String(at)
   document.body.dataset.actor = view.actor ?? ''
 }
@@ -195,6 +204,27 @@ async function renderActor (actor) {
   known.drawn.svg.dataset.current = lit.join(' ')
 }
 
+async function renderSequence (at) {
+  const query = new URLSearchParams([['at', String(at)], ['windowMs', $('sequence-window').value]])
+  if ($('sequence-node').value !== '') query.set('node', $('sequence-node').value)
+  const sequence = await api(`/api/sequence?${query}`)
+  const pane = $('sequence')
+  const svg = drawSequence(sequence, pane.clientHeight, (index) => { stopFollowing(); goto(index) })
+  svg.dataset.at = String(at)
+  pane.replaceChildren(svg)
+  const exact = sequence.messages.filter((message) => !message.estimated).length
+  $('sequence-summary').textContent = `t ${(sequence.tFrom / 1000).toFixed(3)}–${(sequence.tTo / 1000).toFixed(3)} s: ${sequence.messages.length} messages (${exact} with recorded departure), ${sequence.marks.length} gossip publishes, ${sequence.lanes.length} nodes${sequence.truncated ? ' · window truncated to the newest' : ''}`
+}
+
+function showPane (pane) {
+  view.pane = pane
+  $('chart-view').hidden = pane !== 'chart'
+  $('sequence-view').hidden = pane !== 'sequence'
+  $('map-view').hidden = pane !== 'map'
+  for (const name of ['chart', 'sequence', 'map']) $(`show-${name}`).classList.toggle('active', pane === name)
+  requestRender()
+}
+
 function renderLog (events, at) {
   const body = $('events').tBodies[0]
   const rows = events.map((event) => {
@@ -229,6 +259,8 @@ async function start () {
   const hash = readHash()
   view.node = hash.node
   view.actor = hash.actor
+  if (hash.window !== null && [...$('sequence-window').options].some((option) => option.value === hash.window)) $('sequence-window').value = hash.window
+  if (hash.lane !== null && hash.lane !== undefined) $('sequence-node').value = hash.lane
   let at = view.meta.end - 1
   if (hash.i !== null) at = Number(hash.i)
   else if (hash.t !== null) at = (await api(`/api/index?t=${encodeURIComponent(hash.t)}`)).at
@@ -241,6 +273,10 @@ async function start () {
   $('actor-back').addEventListener('click', () => { stopFollowing(); void actorStep(-1) })
   $('actor-forward').addEventListener('click', () => { stopFollowing(); void actorStep(1) })
   $('follow').addEventListener('change', (event) => { view.follow = event.target.checked; if (view.follow) goto(view.meta.end - 1) })
+  $('show-chart').addEventListener('click', () => showPane('chart'))
+  $('show-sequence').addEventListener('click', () => showPane('sequence'))
+  $('show-map').addEventListener('click', () => showPane('map'))
+  for (const id of ['sequence-window', 'sequence-node']) $(id).addEventListener('input', () => requestRender())
   for (const field of ['node', 'actor', 'type']) $(`filter-${field}`).addEventListener('input', () => requestRender())
   document.addEventListener('keydown', (event) => {
     if (event.target instanceof HTMLInputElement && event.target.type !== 'range') return
@@ -248,6 +284,7 @@ async function start () {
     if (event.key === 'ArrowRight') { stopFollowing(); goto(view.at + 1); event.preventDefault() }
   })
   if (view.meta.mode === 'live') setInterval(() => { void poll() }, 1000)
+  if (hash.pane !== 'chart') showPane(hash.pane)
   goto(at)
 }
 
@@ -256,5 +293,5 @@ async function poll () {
   if (view.follow) goto(view.meta.end - 1)
 }
 
-window.inspector = { goto, selectNode, selectActor, get at () { return view.at } }
+window.inspector = { goto, selectNode, selectActor, showPane, get at () { return view.at } }
 start().catch((error) => { document.body.textContent = `form-anycast inspect: ${error.message}` })

@@ -93,8 +93,11 @@ export class InspectRelay {
       if (!response.ok) throw new Error(`GET /${path}: HTTP ${response.status}`)
       return await response.json() as T
     }
-    const status = await get<{ name: string, location?: NodeInfo['location'] }>('v1/status')
-    this.init.store.setNodeInfo(status.location === undefined ? { name: status.name } : { name: status.name, location: status.location })
+    const status = await get<{ name: string, peerId?: string, location?: NodeInfo['location'] }>('v1/status')
+    const info: NodeInfo = { name: status.name }
+    if (typeof status.peerId === 'string') info.peerId = status.peerId
+    if (status.location !== undefined) info.location = status.location
+    this.init.store.setNodeInfo(info)
     const tree = await get<SupervisionTree>('v1/actors')
     const t = (this.init.now ?? Date.now)()
     const visit = (node: SupervisionTree, parent: string | undefined): void => {

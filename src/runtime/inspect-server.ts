@@ -9,12 +9,15 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ACTOR_KINDS, chartOf } from './chart-export.ts'
 import type { EventFilter, InspectStore } from './inspect-store.ts'
+import { MAX_SEQUENCE_WINDOW_MS, sequenceAt } from './inspect-sequence.ts'
 
 const UI_DIR = new URL('../inspect-ui/', import.meta.url)
 const UI_FILES: Record<string, { file: string, type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/chart-view.js': { file: 'chart-view.js', type: 'text/javascript; charset=utf-8' },
+  '/sequence-view.js': { file: 'sequence-view.js', type: 'text/javascript; charset=utf-8' },
+  '/map-view.js': { file: 'map-view.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' }
 }
 const ELK_PATH = createRequire(import.meta.url).resolve('elkjs/lib/elk.bundled.js')
@@ -123,6 +126,12 @@ export class InspectServer {
         }
         const limit = Math.min(MAX_EVENTS, Math.max(1, Number(query.get('limit') ?? 200) || 200))
         return { at: at(), events: store.eventsAt(at(), filter, limit) }
+      }
+      case '/api/sequence': {
+        const windowMs = Number(query.get('windowMs') ?? 2000)
+        if (!Number.isFinite(windowMs) || windowMs <= 0 || windowMs > MAX_SEQUENCE_WINDOW_MS) throw new QueryError(`windowMs: must be a duration in ms from 1 to ${MAX_SEQUENCE_WINDOW_MS}`)
+        const node = query.get('node')
+        return sequenceAt(store, at(), { windowMs, ...(node === null || node === '' ? {} : { node }) })
       }
       default: {
         const chart = /^\/api\/chart\/([a-z-]+)$/.exec(url.pathname)

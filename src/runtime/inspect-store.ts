@@ -18,7 +18,24 @@ export class TraceError extends Error {
   }
 }
 
-export interface NodeInfo { name: string, location?: { lat: number, lon: number, region?: string, city?: string } }
+export interface NodeInfo { name: string, peerId?: string, location?: { lat: number, lon: number, region?: string, city?: string } }
+
+/** The node identity a heartbeat's actor.started record carries (node.ts), if well formed. */
+export function identityOf (record: InspectionEvent): Omit<NodeInfo, 'name'> | undefined {
+  const detail = record.detail
+  if (record.kind !== 'actor.started' || detail === undefined) return undefined
+  const info: Omit<NodeInfo, 'name'> = {}
+  if (typeof detail.peerId === 'string' && detail.peerId !== '') info.peerId = detail.peerId
+  const location = detail.location as { lat?: unknown, lon?: unknown } | undefined
+  if (location !== null && typeof location === 'object' && isCoordinate(location.lat, 90) && isCoordinate(location.lon, 180)) {
+    info.location = { lat: location.lat, lon: location.lon }
+  }
+  return info.peerId === undefined && info.location === undefined ? undefined : info
+}
+
+function isCoordinate (value: unknown, bound: number): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= bound
+}
 
 export type ActorStatus = 'not started' | 'running' | 'stopped'
 
@@ -79,6 +96,7 @@ export class InspectStore {
   private base = 0
   private readonly actors = new Map<string, ActorIndex>()
   private readonly nodes = new Map<string, NodeInfo>()
+  private readonly namesByPeerId = new Map<string, string>()
   private readonly strings = new Map<string, string>()
   readonly intern = (text: string): string => {
     const known = this.strings.get(text)
@@ -104,13 +122,25 @@ export class InspectStore {
   actorKinds (): string[] { return [...new Set([...this.actors.values()].map((actor) => actor.actor))].sort() }
   get actorCount (): number { return this.actors.size }
 
-  setNodeInfo (info: NodeInfo): void { this.nodes.set(info.name, { ...this.nodes.get(info.name), ...info }) }
+  setNodeInfo (info: NodeInfo): void {
+    this.nodes.set(info.name, { ...this.nodes.get(info.name), ...info })
+    if (info.peerId !== undefined) this.namesByPeerId.set(info.peerId, info.name)
+  }
+
+  /** The node a peer id belongs to; in the simulator a node's peer id is its name. */
+  nodeOfPeer (peerId: string): string | undefined {
+    return this.namesByPeerId.get(peerId) ?? (this.nodes.has(peerId) ? peerId : undefined)
+  }
 
   append (record: InspectionEvent): void {
     if (this.records.length >= this.options.maxRecords) this.dropOldest(Math.max(1, Math.floor(this.options.maxRecords / 10)))
     const index = this.end
     this.records.push(record)
     if (!this.nodes.has(record.node)) this.nodes.set(record.node, { name: record.node })
+    if (record.detail !== undefined && record.kind === 'actor.started') {
+      const identity = identityOf(record)
+      if (identity !== undefined) this.setNodeInfo({ name: record.node, ...identity })
+    }
     if (record.kind === 'supervisor' || record.kind === 'actor.event') {
       if (record.kind === 'actor.event') this.actorIndex(record)
       return

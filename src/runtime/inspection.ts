@@ -3,7 +3,7 @@
 // sha256 (determinism checks), a live stream (status API). Emitting with no sink costs one branch.
 import { createHash } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
-import type { InspectionEvent as XstateInspectionEvent } from 'xstate'
+import type { EventObject, InspectionEvent as XstateInspectionEvent } from 'xstate'
 import type { Clock, InspectionEvent, Inspector, Unsubscribe } from './ports.ts'
 
 export interface InspectionSink {
@@ -116,11 +116,29 @@ export function createJsonlFileSink (path: string, options: { bufferBytes?: numb
   }
 }
 
+/**
+ * What the debugger's sequence view needs of a received session frame: its type, and for a
+ * KEEPALIVE the sender's clock when it left (the frame carries it for RTT). One field lookup.
+ */
+export function sessionFrameDetail (event: EventObject): Record<string, unknown> | undefined {
+  if (event.type !== 'frame.received') return undefined
+  const frame = (event as { frame?: { type?: unknown, sentAtMs?: unknown } }).frame
+  if (frame === undefined || typeof frame.type !== 'string') return undefined
+  return frame.type === 'keepalive' && typeof frame.sentAtMs === 'number' ? { frame: frame.type, sentAtMs: frame.sentAtMs } : { frame: frame.type }
+}
+
 export interface ActorInspectionMeta {
   node: string
   systemId: string
   actor: string
   parent?: string
+  /** Written on the actor.started record, e.g. the node's peer id and location for the debugger's map. */
+  startDetail?: Record<string, unknown>
+  /**
+   * A few fields of a received event worth keeping (a session frame's type, say), written as the
+   * actor.event record's detail. Called only while a sink is attached; keep it to a field lookup.
+   */
+  describe?: (event: EventObject) => Record<string, unknown> | undefined
 }
 
 /**
@@ -142,7 +160,11 @@ export function xstateInspector (bus: Inspector & { readonly active?: boolean },
     if (inspection.type === '@xstate.actor') {
       if (rootSessionId === undefined) {
         rootSessionId = inspection.actorRef.sessionId
-        if (bus.active !== false) bus.emit(base('actor.started'))
+        if (bus.active !== false) {
+          const record = base('actor.started')
+          if (meta.startDetail !== undefined) record.detail = meta.startDetail
+          bus.emit(record)
+        }
       }
       return
     }
@@ -153,6 +175,8 @@ export function xstateInspector (bus: Inspector & { readonly active?: boolean },
       record.event = inspection.event.type
       const source = inspection.sourceRef as { systemId?: string } | undefined
       if (source?.systemId !== undefined && source.systemId !== meta.systemId) record.source = source.systemId
+      const detail = meta.describe?.(inspection.event)
+      if (detail !== undefined) record.detail = detail
       bus.emit(record)
     } else if (inspection.type === '@xstate.snapshot') {
       const snapshot = inspection.snapshot as { value?: unknown, status?: string }

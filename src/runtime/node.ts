@@ -8,7 +8,7 @@ import { NotificationCode, SESSION_PROTOCOL, encode as encodeSessionFrame } from
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../protocols/heartbeat-codec.ts'
 import { memberStaleAfterMs, scaledHeartbeatIntervalMs } from '../protocols/membership.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisionTree } from './supervisor.ts'
-import { xstateInspector, type InspectionBus } from './inspection.ts'
+import { sessionFrameDetail, xstateInspector, type InspectionBus } from './inspection.ts'
 import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Store, Unsubscribe, Counter, Verifier } from './ports.ts'
 import { StateReplicator } from './state-replicator.ts'
 import { DEFAULT_LEASE_MS, LeaseManager } from './lease-manager.ts'
@@ -313,7 +313,7 @@ export class NodeHost {
         kind: 'actor',
         actor: createActor(heartbeatMachine, {
           ...ctx.actorOptions,
-          inspect: xstateInspector(this.components.inspector, ctx.clock, { node: this.config.name, systemId: ctx.id, actor: ctx.kind, parent: 'root' }),
+          inspect: xstateInspector(this.components.inspector, ctx.clock, { node: this.config.name, systemId: ctx.id, actor: ctx.kind, parent: 'root', startDetail: this.inspectionIdentity() }),
           input: {
             intervalMs: () => this.heartbeatIntervalMs(),
             random: ctx.random,
@@ -328,6 +328,12 @@ export class NodeHost {
   /** This node's heartbeat period for the membership it knows of (itself included). */
   private heartbeatIntervalMs (): number {
     return scaledHeartbeatIntervalMs(this.config.heartbeatIntervalMs, this.members.size + 1, this.config.heartbeatBudgetPerSec)
+  }
+
+  /** On the heartbeat's start record: lets the debugger name session peers and place the node on its map. */
+  private inspectionIdentity (): Record<string, unknown> {
+    const location = this.config.location
+    return location === undefined ? { peerId: this.peerId } : { peerId: this.peerId, location: { lat: location.lat, lon: location.lon } }
   }
 
   private describeSelf (): Omit<Heartbeat, 'seq'> {
@@ -383,7 +389,7 @@ export class NodeHost {
       start: (ctx) => {
         const actor = createActor(peerSessionMachine, {
           ...ctx.actorOptions,
-          inspect: xstateInspector(this.components.inspector, ctx.clock, { node: this.config.name, systemId: id, actor: 'peer-session', parent: 'sessions' }),
+          inspect: xstateInspector(this.components.inspector, ctx.clock, { node: this.config.name, systemId: id, actor: 'peer-session', parent: 'sessions', describe: sessionFrameDetail }),
           input: {
             localNodeId: overlay.peerId,
             peerId: peer,
