@@ -211,6 +211,8 @@ async function renderSequence (at) {
   const pane = $('sequence')
   const svg = drawSequence(sequence, pane.clientHeight, (index) => { stopFollowing(); goto(index) })
   svg.dataset.at = String(at)
+  svg.dataset.window = String(sequence.tTo - sequence.tFrom)
+  svg.dataset.lane = $('sequence-node').value
   pane.replaceChildren(svg)
   const exact = sequence.messages.filter((message) => !message.estimated).length
   $('sequence-summary').textContent = `t ${(sequence.tFrom / 1000).toFixed(3)}–${(sequence.tTo / 1000).toFixed(3)} s: ${sequence.messages.length} messages (${exact} with recorded departure), ${sequence.marks.length} gossip publishes, ${sequence.lanes.length} nodes${sequence.truncated ? ' · window truncated to the newest' : ''}`
