@@ -9,6 +9,7 @@ import { DEFAULT_MAX_ORIGINS } from '../protocols/nearest.ts'
 import { DISTANCE_STRATEGIES, type DistanceStrategy } from '../protocols/geo.ts'
 import { DEFAULT_ANYCAST_CIDR, DEFAULT_OVERLAY_CIDR, IpamConfigError, parseIpamConfig } from '../protocols/ipam.ts'
 import { defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
+import { isLoopbackHost, MAX_INSPECT_TOKEN_LENGTH, MIN_INSPECT_TOKEN_LENGTH, tokenProblem } from './inspect-token.ts'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -129,6 +130,15 @@ export interface ProxyConfig {
 export const DATAPLANE_KINDS = ['none', 'memory', 'wireguard'] as const
 export const defaultDataplaneConfig: DataplaneConfig = { kind: 'none', interface: 'fa0', listenPort: 51820, reconcileIntervalMs: 5_000, masquerade: false }
 
+export interface StatusApiConfig {
+  host: string
+  port: number
+  /** Bearer token for /v1/inspect; required (or inspectTokenFile) when host is not loopback. */
+  inspectToken?: string
+  /** A file holding that token, read at start-up. */
+  inspectTokenFile?: string
+}
+
 export interface NodeConfig {
   /** Human name of this node, e.g. "fra". */
   name: string
@@ -138,7 +148,7 @@ export interface NodeConfig {
   listen: string[]
   /** Multiaddrs with /p2p/<peer id> of nodes to join through. */
   bootstrap: string[]
-  statusApi: { host: string, port: number }
+  statusApi: StatusApiConfig
   location?: NodeLocation
   session: PeerSessionConfig
   services: ServiceConfig[]
@@ -531,9 +541,22 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     if (!MULTIADDR.test(address) || !address.includes('/p2p/')) fields.fail(`bootstrap[${index}]`, `must be a multiaddr ending in /p2p/<peer id>, got ${JSON.stringify(address)}`)
   })
   if (raw.statusApi !== undefined) {
-    const api = fields.object(raw.statusApi, 'statusApi', ['host', 'port'])
+    const api = fields.object(raw.statusApi, 'statusApi', ['host', 'port', 'inspectToken', 'inspectTokenFile'])
     if (api.host !== undefined) config.statusApi.host = fields.string(api.host, 'statusApi.host', { maxLength: 255 })
     if (api.port !== undefined) config.statusApi.port = fields.number(api.port, 'statusApi.port', 0, 65535)
+    if (api.inspectToken !== undefined) {
+      const token = fields.string(api.inspectToken, 'statusApi.inspectToken', { maxLength: MAX_INSPECT_TOKEN_LENGTH })
+      const problem = tokenProblem(token)
+      if (problem !== undefined) fields.fail('statusApi.inspectToken', problem)
+      config.statusApi.inspectToken = token
+    }
+    if (api.inspectTokenFile !== undefined) {
+      if (api.inspectToken !== undefined) fields.fail('statusApi.inspectTokenFile', 'give statusApi.inspectToken or statusApi.inspectTokenFile, not both')
+      config.statusApi.inspectTokenFile = fields.string(api.inspectTokenFile, 'statusApi.inspectTokenFile')
+    }
+  }
+  if (!isLoopbackHost(config.statusApi.host) && config.statusApi.inspectToken === undefined && config.statusApi.inspectTokenFile === undefined) {
+    fields.fail('statusApi.inspectToken', `is required when statusApi.host (${JSON.stringify(config.statusApi.host)}) is not a loopback address: /v1/inspect shows every actor's state and event; set statusApi.inspectToken or statusApi.inspectTokenFile (at least ${MIN_INSPECT_TOKEN_LENGTH} characters, e.g. from \`openssl rand -hex 16\`)`)
   }
   if (raw.location !== undefined) config.location = parseLocation(fields, raw.location, 'location')
   if (raw.logLevel !== undefined) {

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { loadNodeConfig, ConfigError, type NodeConfig } from './config.ts'
 import { loadOrCreateNodeKey } from './node-key.ts'
 import { NetworkKeyError, readNetworkKey } from './network-key.ts'
+import { InspectTokenError, readInspectToken } from './inspect-token.ts'
 import { createLibp2pOverlay } from './libp2p-overlay.ts'
 import { createRealClock } from './clock.ts'
 import { createRandom, randomSeed } from './random.ts'
@@ -94,6 +95,13 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
   } else {
     logger.warn('no networkKeyFile: this node accepts connections from anyone who can reach it (see README, "Membership")')
   }
+  let inspectToken = config.statusApi.inspectToken
+  if (config.statusApi.inspectTokenFile !== undefined) {
+    try { inspectToken = readInspectToken(resolve(config.statusApi.inspectTokenFile)) } catch (error) {
+      if (error instanceof InspectTokenError) throw new ConfigError(configPath, 'statusApi.inspectTokenFile', error.message)
+      throw error
+    }
+  }
   // GeoIP before any socket: a missing or corrupt database fails start-up with nothing to undo.
   const dnsConfig = config.dns
   const geoip = dnsConfig?.enabled === true ? await openDnsGeoIp(dnsConfig, configPath, logger.child({ component: 'dns' })) : undefined
@@ -149,7 +157,15 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
   })
   let dataplane: DataplaneAgent | undefined
   const proxies: TcpProxy[] = []
-  const api = new StatusApi({ node: host, metrics, inspector, host: config.statusApi.host, port: config.statusApi.port, dataplane: () => dataplane?.reconciler.view() })
+  const api = new StatusApi({
+    node: host,
+    metrics,
+    inspector,
+    host: config.statusApi.host,
+    port: config.statusApi.port,
+    dataplane: () => dataplane?.reconciler.view(),
+    ...(inspectToken === undefined ? {} : { inspectToken })
+  })
   let demo: DemoService | undefined
   let dns: NodeDns | undefined
   try {

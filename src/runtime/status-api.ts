@@ -1,7 +1,10 @@
 // The node's HTTP status API: read-only JSON views of the node, Prometheus metrics, and a live
-// stream of inspection events (Server-Sent Events) for the debugger. Bound to loopback by default.
+// stream of inspection events for the debugger, as Server-Sent Events or over a WebSocket on the
+// same path. Bound to loopback by default; anywhere else the stream needs a bearer token.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { bearerMatches, isLoopbackHost } from './inspect-token.ts'
 import type { NodeHost } from './node.ts'
 import type { PromMetrics } from './metrics.ts'
 import { traceLine, type InspectionBus } from './inspection.ts'
@@ -18,6 +21,15 @@ export interface StatusApiInit {
   port: number
   /** The dataplane's table, when the node runs one (config `dataplane`). */
   dataplane?: () => DataplaneView | undefined
+  /** When set, /v1/inspect (SSE and WebSocket) needs `Authorization: Bearer <token>`. Required off loopback. */
+  inspectToken?: string
+}
+
+export class InspectTokenRequiredError extends Error {
+  override name = 'InspectTokenRequiredError'
+  constructor (readonly host: string) {
+    super(`status API on ${host}: not a loopback address, so the inspection stream needs a token (config statusApi.inspectToken)`)
+  }
 }
 
 export class PortInUseError extends Error {
@@ -29,8 +41,10 @@ export class PortInUseError extends Error {
 
 const SERVICE_ACTION = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(down|up)$/
 
-/** Most live inspection clients at once; each costs a serialisation per event. */
+/** Most live inspection clients at once (SSE and WebSocket together); each costs a write per event. */
 const MAX_STREAM_CLIENTS = 8
+/** A client that reads slower than this much backlog loses events rather than growing our memory. */
+const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024
 /** Largest request body read (POST /v1/services: `{"name": "..."}`). */
 export const MAX_REQUEST_BODY_BYTES = 4096
 
@@ -48,6 +62,8 @@ class RequestBodyError extends Error {
 export class StatusApi {
   private server: Server | undefined
   private readonly streams = new Set<ServerResponse>()
+  private readonly sockets = new Set<WebSocket>()
+  private webSockets: WebSocketServer | undefined
 
   constructor (private readonly init: StatusApiInit) {}
 
@@ -60,7 +76,10 @@ export class StatusApi {
 
   async start (): Promise<void> {
     if (this.server !== undefined) return
+    if (this.init.inspectToken === undefined && !isLoopbackHost(this.init.host)) throw new InspectTokenRequiredError(this.init.host)
     const server = createServer((request, response) => { this.handle(request, response) })
+    this.webSockets = new WebSocketServer({ noServer: true, maxPayload: 4096 })
+    server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => { this.upgrade(request, socket, head) })
     server.headersTimeout = 10_000
     server.requestTimeout = 10_000
     await new Promise<void>((resolve, reject) => {
@@ -79,6 +98,10 @@ export class StatusApi {
     this.server = undefined
     for (const stream of this.streams) stream.end()
     this.streams.clear()
+    for (const socket of this.sockets) socket.terminate()
+    this.sockets.clear()
+    this.webSockets?.close()
+    this.webSockets = undefined
     server.closeAllConnections()
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
@@ -118,7 +141,10 @@ export class StatusApi {
         else this.json(response, 200, view)
         return
       }
-      case '/v1/inspect': this.stream(response); return
+      case '/v1/inspect':
+        if (!this.authorized(request)) { this.json(response, 401, { error: 'the inspection stream needs Authorization: Bearer <statusApi.inspectToken>' }, { 'www-authenticate': 'Bearer realm="form-anycast inspect"' }); return }
+        this.stream(response)
+        return
       case '/metrics':
         this.init.metrics.render().then((text) => {
           response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
@@ -180,9 +206,39 @@ export class StatusApi {
     response.end(text)
   }
 
+  private authorized (request: IncomingMessage): boolean {
+    const token = this.init.inspectToken
+    return token === undefined || bearerMatches(request.headers.authorization, token)
+  }
+
+  private get streamClients (): number { return this.streams.size + this.sockets.size }
+
+  /** GET /v1/inspect with Upgrade: websocket: one text message of trace JSON per inspection event. */
+  private upgrade (request: IncomingMessage, socket: Socket, head: Buffer): void {
+    const refuse = (status: number, reason: string, extra = ''): void => {
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n${extra}\r\n`)
+    }
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname
+    const server = this.webSockets
+    if (path !== '/v1/inspect' || server === undefined) { refuse(404, 'Not Found'); return }
+    if (!this.authorized(request)) { refuse(401, 'Unauthorized', 'www-authenticate: Bearer realm="form-anycast inspect"\r\n'); return }
+    if (this.streamClients >= MAX_STREAM_CLIENTS) { refuse(503, 'Service Unavailable'); return }
+    server.handleUpgrade(request, socket, head, (webSocket) => {
+      this.sockets.add(webSocket)
+      const unsubscribe = this.init.inspector.addSink({
+        write: (event) => {
+          if (webSocket.readyState === webSocket.OPEN && webSocket.bufferedAmount < MAX_STREAM_BACKLOG_BYTES) webSocket.send(traceLine(event))
+        }
+      })
+      // The stream is one-way: anything the client sends is ignored.
+      webSocket.on('close', () => { unsubscribe(); this.sockets.delete(webSocket) })
+      webSocket.on('error', () => { webSocket.terminate() })
+    })
+  }
+
   /** Server-Sent Events: one `data:` line of trace JSON per inspection event. */
   private stream (response: ServerResponse): void {
-    if (this.streams.size >= MAX_STREAM_CLIENTS) {
+    if (this.streamClients >= MAX_STREAM_CLIENTS) {
       this.json(response, 503, { error: `at most ${MAX_STREAM_CLIENTS} inspection streams at once` })
       return
     }
@@ -192,7 +248,7 @@ export class StatusApi {
     const unsubscribe = this.init.inspector.addSink({
       write: (event) => {
         // Drop rather than buffer without bound when a client reads slowly.
-        if (response.writableLength < 1024 * 1024) response.write(`data: ${traceLine(event)}\n\n`)
+        if (response.writableLength < MAX_STREAM_BACKLOG_BYTES) response.write(`data: ${traceLine(event)}\n\n`)
       }
     })
     response.on('close', () => { unsubscribe(); this.streams.delete(response) })
