@@ -1,6 +1,7 @@
 // The debugger live: `form-anycast up --nodes 3`, `form-anycast inspect --connect` to the three
-// status APIs, headless Chromium on it. Marking fra's `web` service down must reach the page as a
-// state change of fra's prefix announcer for web, within a bounded wait.
+// status APIs (fra's stream over a WebSocket, the others as Server-Sent Events), headless Chromium
+// on it. Marking fra's `web` service down must reach the page as a state change of fra's prefix
+// announcer for web, within a bounded wait.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -25,7 +26,9 @@ test('inspect --connect: a service marked down on a live node shows as its annou
       return match === null ? [] : [[match[1]!, match[2]!] as const]
     }))
     assert.is(apis.size, 3)
-    const started = await startInspectCli(['--connect', ...apis.values()])
+    const urls = [...apis].map(([name, url]) => name === 'fra' ? url.replace(/^http:/, 'ws:') : url)
+    assert.ok(urls.some((url) => url.startsWith('ws://')), 'fra is read over a WebSocket')
+    const started = await startInspectCli(['--connect', ...urls])
     inspect = started.cli
     browser = await launchBrowser()
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
