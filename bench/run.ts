@@ -10,7 +10,8 @@ const BENCHES: Array<{ name: string, file: string, nodeArgs?: string[] }> = [
   { name: 'sim-overlay', file: 'sim-overlay.ts' },
   { name: 'dns', file: 'dns.ts' },
   { name: 'sim', file: 'sim.ts' },
-  { name: 'inspect', file: 'inspect.ts' }
+  { name: 'inspect', file: 'inspect.ts' },
+  { name: 'inspect-cost', file: 'inspect-cost.ts' }
 ]
 
 const wanted = process.argv.slice(2)

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
 import { startCli, type CliProcess } from '../support/processes.ts'
 import { launchBrowser, startInspectCli } from '../support/browser.ts'
@@ -31,6 +32,9 @@ const SCENARIO = {
   services: [{ name: 'api', prefix: '10.42.255.1/32', origins: ['frankfurt-0', 'new-york-0'] }],
   timeline: []
 }
+
+// FORM_ANYCAST_SCREENSHOT=1 also writes the README's picture of the sequence view.
+const SCREENSHOT = process.env.FORM_ANYCAST_SCREENSHOT === '1' ? fileURLToPath(new URL('../../docs/inspect-sequence.png', import.meta.url)) : undefined
 
 interface Arrow { from: string, to: string, type: string, i: number, estimated: boolean, y1: number, y2: number }
 
@@ -110,6 +114,14 @@ test('inspect sequence view: one arrow per session frame received, between the t
   // Origin probes are round trips from the prober to the origin and back.
   assert.ok(all.some((arrow) => arrow.type === 'probe' && arrow.from === 'new-york-1' && arrow.to === 'frankfurt-0'), 'new-york-1 probes origin frankfurt-0')
   assert.ok(all.some((arrow) => arrow.type === 'probe reply' && arrow.from === 'frankfurt-0' && arrow.to === 'new-york-1'))
+
+  if (SCREENSHOT !== undefined) {
+    await page.selectOption('#sequence-window', '500')
+    await page.waitForSelector(`#sequence svg[data-at="${last}"][data-window="500"] .message`, { timeout: 10_000 })
+    await page.screenshot({ path: SCREENSHOT })
+    await page.selectOption('#sequence-window', '10000')
+    await page.waitForSelector(`#sequence svg[data-at="${last}"][data-window="10000"] .message`, { timeout: 10_000 })
+  }
 
   // Early in the run only what had arrived by then is drawn.
   const firstFrame = records.findIndex((record) => record.event === 'frame.received')
