@@ -205,14 +205,16 @@ async function renderActor (actor) {
 }
 
 async function renderSequence (at) {
+  // What was asked, not what the controls say when the answer comes: they may have moved since.
+  const lane = $('sequence-node').value
   const query = new URLSearchParams([['at', String(at)], ['windowMs', $('sequence-window').value]])
-  if ($('sequence-node').value !== '') query.set('node', $('sequence-node').value)
+  if (lane !== '') query.set('node', lane)
   const sequence = await api(`/api/sequence?${query}`)
   const pane = $('sequence')
   const svg = drawSequence(sequence, pane.clientHeight, (index) => { stopFollowing(); goto(index) })
   svg.dataset.at = String(at)
   svg.dataset.window = String(sequence.tTo - sequence.tFrom)
-  svg.dataset.lane = $('sequence-node').value
+  svg.dataset.lane = lane
   pane.replaceChildren(svg)
   const exact = sequence.messages.filter((message) => !message.estimated).length
   $('sequence-summary').textContent = `t ${(sequence.tFrom / 1000).toFixed(3)}–${(sequence.tTo / 1000).toFixed(3)} s: ${sequence.messages.length} messages (${exact} with recorded departure), ${sequence.marks.length} gossip publishes, ${sequence.lanes.length} nodes${sequence.truncated ? ' · window truncated to the newest' : ''}`
