@@ -1,6 +1,7 @@
 // The debugger page: every view shows the state at one record index (`at`). The slider and the step
-// buttons move it; the URL hash (#i=…&t=…&node=…&actor=…) records it, so a link reopens the same
-// instant and actor. After each render, <body data-at data-actor> say what is on screen (tests wait on it).
+// buttons move it; the URL hash (#i=…&t=…&node=…&actor=…, and view=sequence|map, window, lane)
+// records it, so a link reopens the same instant, actor and view. After each render,
+// <body data-view data-at data-actor> say what is on screen (tests wait on it).
 import { drawChart, highlight } from './chart-view.js'
 import { drawSequence } from './sequence-view.js'
 import { drawMap } from './map-view.js'
@@ -220,12 +221,16 @@ async function renderSequence (at) {
   $('sequence-summary').textContent = `t ${(sequence.tFrom / 1000).toFixed(3)}–${(sequence.tTo / 1000).toFixed(3)} s: ${sequence.messages.length} messages (${exact} with recorded departure), ${sequence.marks.length} gossip publishes, ${sequence.lanes.length} nodes${sequence.truncated ? ' · window truncated to the newest' : ''}`
 }
 
-function showPane (pane) {
+function setPane (pane) {
   view.pane = pane
   $('chart-view').hidden = pane !== 'chart'
   $('sequence-view').hidden = pane !== 'sequence'
   $('map-view').hidden = pane !== 'map'
   for (const name of ['chart', 'sequence', 'map']) $(`show-${name}`).classList.toggle('active', pane === name)
+}
+
+function showPane (pane) {
+  setPane(pane)
   requestRender()
 }
 
@@ -288,7 +293,7 @@ async function start () {
     if (event.key === 'ArrowRight') { stopFollowing(); goto(view.at + 1); event.preventDefault() }
   })
   if (view.meta.mode === 'live') setInterval(() => { void poll() }, 1000)
-  if (hash.pane !== 'chart') showPane(hash.pane)
+  setPane(hash.pane)
   goto(at)
 }
 
