@@ -1,6 +1,7 @@
 // The debugger with ≥ 1,000 actors: a 100-node simulation trace, opened in headless Chromium.
 // Prints the time to render one step (the slider moved to a random record: tree, chart, event log)
-// and to switch actors (another node's actor, chart of another kind), median and p95 over samples.
+// and to switch actors (another node's actor, chart of another kind), median and p95 over samples;
+// then the same steps in the sequence view (messages of the last 2 s before the record, all nodes).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -95,6 +96,22 @@ try {
     return out
   }, switches)
   console.log(`switch actors (another node and kind; first chart of a kind includes its elkjs layout): ${figures(switchMs)}`)
+
+  await page.evaluate(() => { (globalThis as unknown as PageGlobals).inspector.showPane('sequence') })
+  const sequence = await page.evaluate(async (targets) => {
+    const globals = globalThis as unknown as PageGlobals
+    const out: number[] = []
+    let arrows = 0
+    for (const at of targets) {
+      const started = performance.now()
+      globals.inspector.goto(at)
+      while (globals.document.querySelector(`#sequence svg[data-at="${at}"]`) === null && performance.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 0))
+      out.push(performance.now() - started)
+      arrows = Math.max(arrows, (globals.document as unknown as { querySelectorAll(selector: string): { length: number } }).querySelectorAll('#sequence svg .message').length)
+    }
+    return { out, arrows }
+  }, steps)
+  console.log(`sequence view, a step (last 2 s, all ${NODES} nodes, up to ${sequence.arrows} arrows): ${figures(sequence.out)}`)
 } finally {
   await browser.close()
   await running.stop()

@@ -24,5 +24,5 @@ export interface PageGlobals {
     body: { dataset: Record<string, string | undefined> }
     querySelector(selector: string): { getAttribute(name: string): string | null } | null
   }
-  inspector: { goto(at: number): void, selectNode(name: string): void, selectActor(id: string): void }
+  inspector: { goto(at: number): void, selectNode(name: string): void, selectActor(id: string): void, showPane(pane: 'chart' | 'sequence' | 'map'): void }
 }
