@@ -52,14 +52,15 @@ const MAX_CACHED_KEYS = 100_000
 export class KeyDirectory implements Verifier {
   private readonly keys = new Map<string, KeyObject | null>()
   /** Verdicts on signatures already checked, when `shareVerdicts` is on: by node id and signature. */
-  private readonly verdicts = new Map<string, { data: Uint8Array, valid: boolean }>()
+  private readonly verdicts = new Map<string, { key: KeyObject, data: Uint8Array, valid: boolean }>()
 
   /**
    * `shareVerdicts` is for the simulator, whose nodes all verify through one directory: every
    * node checks every announcement, so 1,000 nodes would check each signature 1,000 times, the same
    * pure computation with the same answer. With it on, a signature is checked once per world and
-   * its verdict reused for exactly the same node id, bytes and signature (the bytes are compared,
-   * so a valid signature replayed over other bytes is still checked, and still fails).
+   * its verdict reused for exactly the same node id, key, bytes and signature (the bytes are
+   * compared, so a valid signature replayed over other bytes is still checked, and still fails; a
+   * node given a new key by a wiped restart has its old signatures checked afresh, and refused).
    */
   constructor (private readonly options: { fromPeerIds: boolean, shareVerdicts?: boolean }) {}
 
@@ -75,10 +76,10 @@ export class KeyDirectory implements Verifier {
     if (this.options.shareVerdicts !== true) return checkSignature(data, key, signature)
     const memo = `${nodeId}\n${Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('base64')}`
     const known = this.verdicts.get(memo)
-    if (known !== undefined && Buffer.compare(known.data, data) === 0) return known.valid
+    if (known !== undefined && known.key === key && Buffer.compare(known.data, data) === 0) return known.valid
     const valid = checkSignature(data, key, signature)
     if (this.verdicts.size >= MAX_SHARED_VERDICTS) this.verdicts.clear()
-    this.verdicts.set(memo, { data: data.slice(), valid })
+    this.verdicts.set(memo, { key, data: data.slice(), valid })
     return valid
   }
 

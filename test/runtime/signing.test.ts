@@ -54,6 +54,9 @@ test('signing: shared verdicts (the simulator) answer exactly as fresh checks do
   assert.ok(shared.verify('n1', buffer, signature))
   buffer[0] = buffer[0]! ^ 1
   assert.not.ok(shared.verify('n1', buffer, signature))
+  // A node that comes back with a new key (a wiped restart): its old signatures no longer verify.
+  createSimSigner('n1', createRandom(6), shared)
+  assert.not.ok(shared.verify('n1', data, signature), 'a verdict on the old key is not reused')
 })
 
 test.run()
