@@ -310,6 +310,12 @@ export class RouteTable {
 
   hasDirectReach (origin: string): boolean { return this.direct.has(origin) }
 
+  /** The direct RTT to `origin` held now; undefined when there is no direct path. */
+  directRttMs (origin: string): number | undefined { return this.direct.get(origin) }
+
+  /** The RTT held for `neighbour`'s relay leg; undefined when it has sent no reach report. */
+  neighbourRttMs (neighbour: string): number | undefined { return this.neighbours.get(neighbour)?.rttMs }
+
   /** This node's own measurement of `origin`: RTT in ms, or undefined when it cannot reach it directly. */
   setDirectReach (origin: string, rttMs: number | undefined): string[] {
     if (rttMs !== undefined) checkRtt(rttMs, 'direct RTT')

@@ -90,6 +90,18 @@ function reachMoved (sent: ReadonlyMap<PeerId, number>, entries: ReachReport['en
   return false
 }
 
+/**
+ * The periodic refresh passes on an RTT only once it has moved by more than this fraction of the
+ * one held (or 0.1 ms): the route choice keeps its incumbent within 10 %, so smaller moves change
+ * no path, and recomputing every origin's paths for each jittered sample was the largest source of
+ * garbage in a steady-state run.
+ */
+const RTT_REFRESH_MOVE = 0.02
+
+function rttMoved (heldMs: number | undefined, measuredMs: number): boolean {
+  return heldMs === undefined || Math.abs(measuredMs - heldMs) > Math.max(RTT_REFRESH_MOVE * heldMs, 0.1)
+}
+
 /** A route change at one node, for logs, metrics and the simulator's checkers. */
 export interface RouteChange {
   atMs: number
@@ -633,11 +645,15 @@ export class ControlPlane {
     this.warnLongHeld(now)
     const changed = new Set(this.table.expire(now))
     for (const view of this.originHealth()) {
-      if (view.direct) for (const prefix of this.table.setDirectReach(view.origin, view.rttMs ?? 0)) changed.add(prefix)
+      if (view.direct && rttMoved(this.table.directRttMs(view.origin), view.rttMs ?? 0)) {
+        for (const prefix of this.table.setDirectReach(view.origin, view.rttMs ?? 0)) changed.add(prefix)
+      }
     }
     const peers = this.establishedPeers()
     for (const peer of peers) {
-      if (peer.rttMs !== undefined) for (const prefix of this.table.setNeighbourRtt(peer.peerId, peer.rttMs)) changed.add(prefix)
+      if (peer.rttMs !== undefined && rttMoved(this.table.neighbourRttMs(peer.peerId), peer.rttMs)) {
+        for (const prefix of this.table.setNeighbourRtt(peer.peerId, peer.rttMs)) changed.add(prefix)
+      }
     }
     this.routesChanged([...changed])
     this.syncOriginProbers()
