@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { defaultPeerSessionConfig, type PeerSessionConfig } from '../actors/peer-session.ts'
 import { LOG_LEVELS, type LogLevel } from './logger.ts'
+import { RELAY_DEFAULT_DATA_LIMIT_BYTES, RELAY_DEFAULT_DURATION_LIMIT_MS, type RelayOptions } from './relay-options.ts'
 import { formatAddress, parseAddress, parsePrefix } from '../protocols/cidr.ts'
 import { DEFAULT_DNS_PORT, DEFAULT_TTL_S, DEFAULT_ZONE } from '../protocols/dns-answer.ts'
 import { DEFAULT_MAX_ORIGINS } from '../protocols/nearest.ts'
@@ -165,7 +166,7 @@ export interface NodeConfig {
   dataplane: DataplaneConfig
   proxies: ProxyConfig[]
   /** libp2p NAT traversal: circuit relay v2 client/server, AutoNAT, DCUtR (`relay` section; off by default). */
-  relay: { client: boolean, server: boolean }
+  relay: RelayOptions
   /** Formation's relay rule for origins (`directFallback`): failures in a window, then relayed for a hold-down. */
   directFallback: DirectFallbackPolicy
 }
@@ -573,13 +574,16 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
   config.dataplane = parseDataplane(fields, raw.dataplane, 'dataplane', config.listen, config.state.enabled)
   config.proxies = parseProxies(fields, raw.proxies, config.state.enabled)
   if (raw.relay !== undefined) {
-    const relay = fields.object(raw.relay, 'relay', ['client', 'server'])
+    const relay = fields.object(raw.relay, 'relay', ['client', 'server', 'durationLimitMs', 'dataLimitBytes'])
     for (const key of ['client', 'server'] as const) {
       const value = relay[key]
       if (value === undefined) continue
       if (typeof value === 'boolean') config.relay[key] = value
       else fields.fail(`relay.${key}`, `must be true or false, got ${describe(value)}`)
     }
+    // A relay may cut relayed connections sooner than libp2p's defaults, never later.
+    if (relay.durationLimitMs !== undefined) config.relay.durationLimitMs = fields.number(relay.durationLimitMs, 'relay.durationLimitMs', 1000, RELAY_DEFAULT_DURATION_LIMIT_MS)
+    if (relay.dataLimitBytes !== undefined) config.relay.dataLimitBytes = fields.number(relay.dataLimitBytes, 'relay.dataLimitBytes', 1024, RELAY_DEFAULT_DATA_LIMIT_BYTES)
   }
   return config
 }

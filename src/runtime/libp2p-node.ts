@@ -17,6 +17,9 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import { autoNAT } from '@libp2p/autonat'
 import { dcutr } from '@libp2p/dcutr'
 import type { PeerId as Libp2pPeerId, PrivateKey } from '@libp2p/interface'
+import { checkRelayLimits, RELAY_DEFAULT_DATA_LIMIT_BYTES, RELAY_DEFAULT_DURATION_LIMIT_MS, type RelayOptions } from './relay-options.ts'
+
+export type { RelayOptions } from './relay-options.ts'
 
 export interface OverlayServices extends Record<string, unknown> {
   identify: Identify
@@ -40,6 +43,8 @@ export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 export interface Libp2pNodeInit {
   privateKey: PrivateKey
   listen?: string[]
+  /** Addresses to advertise instead of the listen addresses (e.g. a NAT's public side). */
+  announce?: string[]
   bootstrap?: BootstrapPeer[]
   pubsub?: PubsubOptions
   /** Inbound connections accepted per remote host per second (libp2p default 5). */
@@ -51,16 +56,31 @@ export interface Libp2pNodeInit {
    * reachability with AutoNAT and upgrades relayed connections to direct ones with DCUtR hole
    * punching; `server` also serves as a relay, with libp2p's default limits (no looser).
    */
-  relay?: { client: boolean, server: boolean }
+  relay?: RelayOptions
+}
+
+function isRelayEnabled (relay: RelayOptions | undefined): boolean {
+  return relay !== undefined && (relay.client || relay.server)
 }
 
 /** The relay, AutoNAT and DCUtR services, keyed as libp2p's docs name them. */
-function relayServices (relay: Libp2pNodeInit['relay']): ServiceFactoryMap<Record<string, unknown>> {
-  if (relay === undefined || (!relay.client && !relay.server)) return {}
+function relayServices (relay: RelayOptions | undefined): ServiceFactoryMap<Record<string, unknown>> {
+  if (relay === undefined || !isRelayEnabled(relay)) return {}
+  checkRelayLimits(relay)
   return {
     autoNAT: autoNAT(),
     dcutr: dcutr(),
-    ...(relay.server ? { relay: circuitRelayServer() } : {})
+    ...(relay.server
+      ? {
+          relay: circuitRelayServer({
+            reservations: {
+              applyDefaultLimit: true,
+              defaultDurationLimit: relay.durationLimitMs ?? RELAY_DEFAULT_DURATION_LIMIT_MS,
+              defaultDataLimit: BigInt(relay.dataLimitBytes ?? RELAY_DEFAULT_DATA_LIMIT_BYTES)
+            }
+          })
+        }
+      : {})
   }
 }
 
@@ -117,7 +137,10 @@ export async function createLibp2pNode(init: Libp2pNodeInit): Promise<OverlayLib
   return await createLibp2p<OverlayServices>({
     start: false,
     privateKey: init.privateKey,
-    addresses: { listen: [...parseListenAddresses(init.listen ?? DEFAULT_LISTEN), ...(init.relay?.client === true ? ['/p2p-circuit'] : [])] },
+    addresses: {
+      listen: [...parseListenAddresses(init.listen ?? DEFAULT_LISTEN), ...(init.relay?.client === true ? ['/p2p-circuit'] : [])],
+      ...(init.announce === undefined ? {} : { announce: parseListenAddresses(init.announce) })
+    },
     transports: [tcp(), ...(init.relay?.client === true || init.relay?.server === true ? [circuitRelayTransport()] : [])],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -135,9 +158,12 @@ export async function createLibp2pNode(init: Libp2pNodeInit): Promise<OverlayLib
       // by maxInboundDataLength: that bounds a whole RPC, which may batch many messages.
       // The factory is typed as returning the generic PubSub; the instance is a GossipSub, whose
       // mesh view (getMeshPeers) the overlay reports.
+      // With relaying on, gossip also runs over limited (relayed) connections: a node reachable only
+      // through a relay would otherwise hear no routes, health or state at all.
       pubsub: gossipsub({
         ...init.pubsub,
-        ...FIXED_PUBSUB_OPTIONS
+        ...FIXED_PUBSUB_OPTIONS,
+        runOnLimitedConnection: isRelayEnabled(init.relay)
       }) as (components: GossipSubComponents) => GossipSub
     }
   })

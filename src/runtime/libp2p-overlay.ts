@@ -3,11 +3,11 @@
 // holds both to it. Stream framing is in libp2p-frame-stream.ts, RTT probing in libp2p-rtt.ts.
 import './polyfill.ts'
 import { setMaxListeners } from 'node:events'
-import { TopicValidatorResult, type Message, type PeerId as Libp2pPeerId, type PrivateKey, type Stream } from '@libp2p/interface'
+import { TopicValidatorResult, type Connection, type Message, type PeerId as Libp2pPeerId, type PrivateKey, type Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Libp2pFrameStream, linkedSignal } from './libp2p-frame-stream.ts'
 import {
-  createLibp2pNode, parseBootstrapList, type BootstrapPeer, type OverlayLibp2p, type PubsubOptions
+  createLibp2pNode, parseBootstrapList, type BootstrapPeer, type OverlayLibp2p, type PubsubOptions, type RelayOptions
 } from './libp2p-node.ts'
 import { DEFAULT_RTT_INTERVAL_MS, RTT_PROTOCOL, RttProber, serveRttEcho } from './libp2p-rtt.ts'
 import { peerIdFromKey } from './node-key.ts'
@@ -34,7 +34,7 @@ export interface Libp2pOverlayInit {
   /** The private network's pre-shared key: without the same key no connection completes. */
   networkKey?: Uint8Array
   /** Circuit relay v2, AutoNAT and DCUtR (libp2p-node.ts); off unless given. */
-  relay?: { client: boolean, server: boolean }
+  relay?: RelayOptions
 }
 
 export interface Libp2pOverlay extends Overlay {
@@ -72,7 +72,8 @@ export async function createLibp2pOverlay(init: Libp2pOverlayInit): Promise<Libp
     ...(init.relay === undefined ? {} : { relay: init.relay })
   })
   const logger = (init.logger ?? silentLogger).child({ component: 'libp2p-overlay', networkId: init.networkId })
-  return new Libp2pOverlayImpl(libp2p, init.networkId, bootstrap, rttIntervalMs, logger)
+  const limited = init.relay !== undefined && (init.relay.client || init.relay.server)
+  return new Libp2pOverlayImpl(libp2p, init.networkId, bootstrap, rttIntervalMs, logger, limited)
 }
 
 class Libp2pOverlayImpl implements Libp2pOverlay {
@@ -93,7 +94,12 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
     readonly networkId: string,
     private readonly bootstrap: BootstrapPeer[],
     rttIntervalMs: number,
-    private readonly log: Logger
+    private readonly log: Logger,
+    /**
+     * Run our protocols over limited (relayed) connections too: a node reachable only through a
+     * circuit relay forms sessions, answers probes and syncs state over it, within the relay's limits.
+     */
+    private readonly runOnLimitedConnection = false
   ) {
     this.peerId = libp2p.peerId.toString()
     this.rtt = new RttProber({
@@ -123,6 +129,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
   private async doStart(): Promise<void> {
     this.libp2p.addEventListener('peer:connect', this.onPeerConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onPeerDisconnect)
+    this.libp2p.addEventListener('connection:open', this.onConnectionOpen)
     this.libp2p.services.pubsub.addEventListener('message', this.onPubsubMessage)
     this.handleStream(RTT_PROTOCOL, (stream) => serveRttEcho(stream))
     await this.libp2p.start()
@@ -154,6 +161,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
     await Promise.all([...this.streams].map(async (stream) => await stream.closeAndSettle()))
     this.libp2p.removeEventListener('peer:connect', this.onPeerConnect)
     this.libp2p.removeEventListener('peer:disconnect', this.onPeerDisconnect)
+    this.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
     this.libp2p.services.pubsub.removeEventListener('message', this.onPubsubMessage)
     await this.libp2p.stop()
     this.log.info('overlay stopped', { peerId: this.peerId })
@@ -282,7 +290,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
         this.log.error('stream handler threw; closing stream', { protocol, error: describeError(err) })
         frameStream.close()
       }
-    }, { force: true })
+    }, { force: true, runOnLimitedConnection: this.runOnLimitedConnection })
     registering.catch((err: unknown) => this.log.error('could not register protocol', { protocol, error: describeError(err) }))
   }
 
@@ -298,7 +306,7 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
     const signal = linkedSignal([this.controller.signal, options.signal])
     let stream: Stream
     try {
-      stream = await this.libp2p.dialProtocol(remote, protocol, { signal: signal.signal })
+      stream = await this.libp2p.dialProtocol(remote, protocol, { signal: signal.signal, runOnLimitedConnection: this.runOnLimitedConnection })
     } catch (err) {
       if (err instanceof Error && err.name === 'UnsupportedProtocolError') {
         throw new UnsupportedProtocolError(peer, protocol, { cause: err })
@@ -366,6 +374,21 @@ class Libp2pOverlayImpl implements Libp2pOverlay {
   private readonly onPeerDisconnect = (event: CustomEvent<Libp2pPeerId>): void => {
     this.rtt.peerDisconnected(event.detail.toString())
     this.emitPeerEvent({ type: 'peer.disconnected', peerId: event.detail.toString() })
+  }
+
+  /**
+   * A direct connection to a peer we also reach through a relay: close the relayed one, so streams
+   * move to the direct path (re-opened by their owners) instead of waiting for the relay to cut them
+   * at its duration or data limit. DCUtR does the same after a hole punch it made itself.
+   */
+  private readonly onConnectionOpen = (event: CustomEvent<Connection>): void => {
+    const opened = event.detail
+    if (opened.limits !== undefined) return
+    for (const connection of this.libp2p.getConnections(opened.remotePeer)) {
+      if (connection.limits === undefined || connection.status !== 'open') continue
+      this.log.info('direct connection opened; closing the relayed one', { peer: opened.remotePeer.toString(), direct: opened.remoteAddr.toString() })
+      connection.close().catch((err: unknown) => connection.abort(err instanceof Error ? err : new Error(String(err))))
+    }
   }
 
   private emitPeerEvent(event: PeerEvent): void {
