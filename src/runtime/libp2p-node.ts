@@ -11,10 +11,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, type Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { isMultiaddr, multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { autoNAT } from '@libp2p/autonat'
+import { autoNAT, type AutoNATComponents } from '@libp2p/autonat'
 import { dcutr } from '@libp2p/dcutr'
 import type { PeerId as Libp2pPeerId, PrivateKey } from '@libp2p/interface'
 import { checkRelayLimits, RELAY_DEFAULT_DATA_LIMIT_BYTES, RELAY_DEFAULT_DURATION_LIMIT_MS, type RelayOptions } from './relay-options.ts'
@@ -43,8 +43,8 @@ export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 export interface Libp2pNodeInit {
   privateKey: PrivateKey
   listen?: string[]
-  /** Addresses to advertise instead of the listen addresses (e.g. a NAT's public side). */
-  announce?: string[]
+  /** Addresses to advertise besides the listen addresses (e.g. a NAT's public side, known out of band). */
+  appendAnnounce?: string[]
   bootstrap?: BootstrapPeer[]
   pubsub?: PubsubOptions
   /** Inbound connections accepted per remote host per second (libp2p default 5). */
@@ -59,6 +59,35 @@ export interface Libp2pNodeInit {
   relay?: RelayOptions
 }
 
+/**
+ * AutoNAT (v1, @libp2p/autonat 2.0.38) answers a peer's dial-back request with
+ * `openConnection(address)` and closes whatever it gets. Without `force` the connection manager
+ * hands back the connection the request came over, so the answer closes it: a relay asked by a
+ * client for a public address dropped the client's connection and its reservation with it (seen in
+ * test/netns/holepunch.ts). Dial-backs (one address, no `force`) are forced to a fresh connection;
+ * AutoNAT's other dials (a peer's address list, from its random walk) are left alone.
+ */
+function autoNATWithFreshDialBack (): (components: AutoNATComponents) => unknown {
+  const factory = autoNAT()
+  return (components) => {
+    const connectionManager = components.connectionManager
+    const forcing = new Proxy(connectionManager, {
+      get (target, property, receiver) {
+        if (property !== 'openConnection') return Reflect.get(target, property, receiver)
+        return async (peer: Parameters<typeof connectionManager.openConnection>[0], options: Parameters<typeof connectionManager.openConnection>[1] = {}) => {
+          const single = !Array.isArray(peer) && isMultiaddr(peer)
+          return await target.openConnection(peer, single && options.force === undefined ? { ...options, force: true } : options)
+        }
+      }
+    })
+    return factory(new Proxy(components, {
+      get (target, property, receiver) {
+        return property === 'connectionManager' ? forcing : Reflect.get(target, property, receiver)
+      }
+    }))
+  }
+}
+
 function isRelayEnabled (relay: RelayOptions | undefined): boolean {
   return relay !== undefined && (relay.client || relay.server)
 }
@@ -68,7 +97,7 @@ function relayServices (relay: RelayOptions | undefined): ServiceFactoryMap<Reco
   if (relay === undefined || !isRelayEnabled(relay)) return {}
   checkRelayLimits(relay)
   return {
-    autoNAT: autoNAT(),
+    autoNAT: autoNATWithFreshDialBack(),
     dcutr: dcutr(),
     ...(relay.server
       ? {
@@ -139,7 +168,7 @@ export async function createLibp2pNode(init: Libp2pNodeInit): Promise<OverlayLib
     privateKey: init.privateKey,
     addresses: {
       listen: [...parseListenAddresses(init.listen ?? DEFAULT_LISTEN), ...(init.relay?.client === true ? ['/p2p-circuit'] : [])],
-      ...(init.announce === undefined ? {} : { announce: parseListenAddresses(init.announce) })
+      ...(init.appendAnnounce === undefined ? {} : { appendAnnounce: parseListenAddresses(init.appendAnnounce) })
     },
     transports: [tcp(), ...(init.relay?.client === true || init.relay?.server === true ? [circuitRelayTransport()] : [])],
     connectionEncrypters: [noise()],

@@ -6,6 +6,7 @@
 // plane's convergence time plus one probe; marked up again, back on b. Everything it creates is
 // named fa-<pid>-… and torn down in a finally, even on failure. Prints which origin served each
 // request and how long each switch took; ends with "netns: N passed, N failed, N skipped".
+// Then holepunch.ts: relay, AutoNAT and DCUtR across real NAT routers (its checks count here too).
 // Needs root, `ip netns`, tc/netem, iptables, wireguard-tools and wireguard-go (or kernel WireGuard).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -15,6 +16,7 @@ import { createInterface } from 'node:readline'
 import { BIN } from '../support/processes.ts'
 import { createNodeKeyFile, peerIdFromKey } from '../../src/runtime/node-key.ts'
 import { defaultControlPlaneTiming } from '../../src/runtime/control-plane.ts'
+import { holePunchScenario, holePunchTeardown } from './holepunch.ts'
 
 const PREFIX = `fa-${process.pid}-`
 const HUB = `${PREFIX}hub`
@@ -329,6 +331,7 @@ async function main (): Promise<number> {
     console.log(`netns: ${signal}: tearing down`)
     for (const proc of processes) proc.child.kill('SIGKILL')
     teardown()
+    holePunchTeardown(PREFIX)
     rmSync(dir, { recursive: true, force: true })
     process.exit(1)
   }
@@ -346,8 +349,14 @@ async function main (): Promise<number> {
     const left = run(['ip', 'netns', 'list']).split('\n').filter((line) => line.startsWith(PREFIX))
     if (left.length > 0) check('teardown removed every namespace', false, left.join(', '))
   }
+  let holePunchSkipped = 0
+  try {
+    holePunchSkipped = (await holePunchScenario(PREFIX, check)).skipped
+  } catch (error) {
+    check('hole punch scenario ran to the end', false, (error as Error).message)
+  }
   const failed = checks.filter((c) => !c.passed).length
-  const skipped = netem ? 0 : 1
+  const skipped = (netem ? 0 : 1) + holePunchSkipped
   if (!netem) console.log('SKIP latency-based nearest origin: the kernel lacks tc netem, so no latency could be injected')
   console.log(`netns: ${checks.length - failed} passed, ${failed} failed, ${skipped} skipped`)
   return failed === 0 ? 0 : 1
