@@ -115,6 +115,8 @@ test('config: proxies with defaults and name routing', () => {
 test('config: relay is off unless asked for', () => {
   assert.equal(parseNodeConfig(base, 'node.json').relay, { client: false, server: false })
   assert.equal(parseNodeConfig({ ...base, relay: { client: true } }, 'node.json').relay, { client: true, server: false })
+  assert.equal(parseNodeConfig({ ...base, relay: { server: true, durationLimitMs: 30_000, dataLimitBytes: 65_536 } }, 'node.json').relay,
+    { client: false, server: true, durationLimitMs: 30_000, dataLimitBytes: 65_536 }, 'a relay may be stricter than libp2p\'s defaults')
 })
 
 test('config: dataplane defaults to none; wireguard gets fa0, port 51820 and an endpoint from listen', () => {
