@@ -43,7 +43,10 @@ if (role === 'dialer') {
   for (let poll = 0; poll < 150 && !reported; poll++) {
     const direct = node.getConnections(remote).find((connection) => !connection.remoteAddr.toString().includes('/p2p-circuit') && connection.status === 'open')
     if (direct !== undefined) {
-      say(`direct ${direct.remoteAddr.toString()} ${direct.direction} after ${Date.now() - openedAt} ms; relayed connection ${relayed.status}`)
+      const directMs = Date.now() - openedAt
+      // DCUtR closes the relayed connection once the direct one is up.
+      for (let wait = 0; wait < 50 && relayed.status === 'open'; wait++) await sleep(100)
+      say(`direct ${direct.remoteAddr.toString()} ${direct.direction} after ${directMs} ms; relayed connection ${relayed.status} after ${Date.now() - openedAt} ms`)
       reported = true
       // Prove the direct connection carries traffic.
       const rttMs = await node.services.ping.ping(remote, { signal: AbortSignal.timeout(5000) })

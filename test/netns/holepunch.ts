@@ -78,8 +78,8 @@ export async function holePunchScenario (prefix: string, check: Check): Promise<
     // Unilateral upgrade: p is public, so b (the relayed connection's inbound side) dials p directly.
     const p = start('p', ['dialer', `/ip4/${PUBLIC.p}/tcp/${PORT}`, circuit])
     const pOutcome = await outcome(p, line)
-    check('hole punch: public p reaches b through the relay, then DCUtR upgrades to a direct connection (unilateral)',
-      pOutcome.relayed && pOutcome.direct !== undefined && !pOutcome.direct.includes('/p2p-circuit') && pOutcome.direct.includes(`/ip4/${PUBLIC.nb}/`),
+    check('hole punch: public p reaches b through the relay, then DCUtR replaces it with a direct connection (unilateral)',
+      pOutcome.relayed && pOutcome.direct !== undefined && !pOutcome.direct.includes('/p2p-circuit') && pOutcome.direct.includes(`/ip4/${PUBLIC.nb}/`) && /relayed connection closed/.test(pOutcome.summary),
       `${pOutcome.connected}; ${pOutcome.summary}`)
 
     // Both behind NATs: only a hole punch (TCP simultaneous open) can make a direct connection.
