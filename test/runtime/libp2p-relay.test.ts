@@ -93,6 +93,19 @@ test('relay: overlay streams run over a limited relayed connection; a direct con
   }
 })
 
+test('relay: a relay may not be looser than libp2p\'s default limits; the error names the field', async () => {
+  const privateKey = await generateKeyPair('Ed25519')
+  for (const [relay, field] of [[{ durationLimitMs: 10 * 60_000 }, 'durationLimitMs'], [{ dataLimitBytes: 1 << 20 }, 'dataLimitBytes']] as const) {
+    try {
+      await createLibp2pNode({ privateKey, relay: { client: false, server: true, ...relay } })
+      assert.unreachable(`${field} looser than the default was accepted`)
+    } catch (error) {
+      assert.is((error as Error).name, 'InvalidRelayLimitError')
+      assert.match((error as Error).message, `relay.${field}`)
+    }
+  }
+})
+
 function peerIdOf (overlay: Libp2pOverlay): ReturnType<OverlayLibp2p['getConnections']>[number]['remotePeer'] {
   return overlay.libp2p.peerId
 }
