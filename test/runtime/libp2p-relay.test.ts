@@ -49,6 +49,16 @@ async function until<T> (label: string, probe: () => T | undefined, timeoutMs = 
   throw new Error(`timed out after ${timeoutMs} ms: ${label}`)
 }
 
+/** Every wait in these tests is bounded: a hang fails with what was awaited. */
+async function bounded<T> (label: string, promise: Promise<T>, timeoutMs = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([promise, new Promise<T>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${label}`)), timeoutMs) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 async function echoOnce (stream: FrameStream, text: string): Promise<string> {
   const answer = new Promise<string>((resolve, reject) => {
     stream.onFrame((frame) => resolve(new TextDecoder().decode(frame)))
@@ -58,38 +68,59 @@ async function echoOnce (stream: FrameStream, text: string): Promise<string> {
   return await Promise.race([answer, new Promise<string>((_resolve, reject) => setTimeout(() => reject(new Error('no echo within 5 s')), 5000))])
 }
 
-test('relay: overlay streams run over a limited relayed connection; a direct connection to the peer replaces it', async () => {
+async function relayOnlyPair (relayAddress: string, cListensDirectly: boolean, overlays: Libp2pOverlay[]): Promise<{ a: Libp2pOverlay, c: Libp2pOverlay, relayedOpened: () => boolean }> {
+  const c = await createLibp2pOverlay({ privateKey: await generateKeyPair('Ed25519'), networkId: 'relay-test', ...(cListensDirectly ? {} : { listen: [] }), bootstrap: [relayAddress], relay: { client: true, server: false } })
+  overlays.push(c)
+  c.handleStream('/test/echo/1.0.0', (stream) => { stream.onFrame((frame) => stream.send(frame)) })
+  await bounded('c starts', c.start())
+  const circuit = await until('c advertises a relayed address', () => c.multiaddrs().find((address) => address.includes('/p2p-circuit/')))
+  // a listens nowhere but the relay and is told c's relayed address only.
+  const a = await createLibp2pOverlay({ privateKey: await generateKeyPair('Ed25519'), networkId: 'relay-test', listen: [], bootstrap: [relayAddress, circuit], relay: { client: true, server: false } })
+  overlays.push(a)
+  let relayedOpened = false
+  a.libp2p.addEventListener('connection:open', (event) => {
+    if (event.detail.remotePeer.equals(c.libp2p.peerId) && event.detail.limits !== undefined) relayedOpened = true
+  })
+  await bounded('a starts', a.start())
+  return { a, c, relayedOpened: () => relayedOpened }
+}
+
+test('relay: overlay streams run over a limited relayed connection when that is all there is', async () => {
   const relay = await node({ client: false, server: true })
   const overlays: Libp2pOverlay[] = []
   try {
-    const relayAddress = relay.getMultiaddrs()[0]!.toString()
-    // c listens directly too (so a direct connection can appear later); a listens nowhere but the relay.
-    const c = await createLibp2pOverlay({ privateKey: await generateKeyPair('Ed25519'), networkId: 'relay-test', bootstrap: [relayAddress], relay: { client: true, server: false } })
-    overlays.push(c)
-    c.handleStream('/test/echo/1.0.0', (stream) => { stream.onFrame((frame) => stream.send(frame)) })
-    await c.start()
-    const circuit = await until('c advertises a relayed address', () => c.multiaddrs().find((address) => address.includes('/p2p-circuit/')))
-    const a = await createLibp2pOverlay({ privateKey: await generateKeyPair('Ed25519'), networkId: 'relay-test', listen: [], bootstrap: [relayAddress, circuit], relay: { client: true, server: false } })
-    overlays.push(a)
-    await a.start()
-    const relayed = await until('a is connected to c through the relay', () => a.libp2p.getConnections(peerIdOf(c)).find((connection) => connection.limits !== undefined))
-    assert.ok(relayed.remoteAddr.toString().includes('/p2p-circuit'))
-    const overRelay = await a.openStream(c.peerId, '/test/echo/1.0.0', { signal: AbortSignal.timeout(5000) })
-    assert.is(await echoOnce(overRelay, 'through the relay'), 'through the relay', 'an overlay stream works on the limited connection')
-    assert.is(a.libp2p.getConnections(peerIdOf(c)).length, 1, 'and it is the only connection: the stream ran over the relay')
+    const { a, c } = await relayOnlyPair(relay.getMultiaddrs()[0]!.toString(), false, overlays)
+    await until('a is connected to c through the relay', () => a.libp2p.getConnections(peerIdOf(c)).find((connection) => connection.limits !== undefined))
+    const stream = await a.openStream(c.peerId, '/test/echo/1.0.0', { signal: AbortSignal.timeout(5000) })
+    assert.is(await echoOnce(stream, 'through the relay'), 'through the relay', 'an overlay stream works on the limited connection')
+    const connections = a.libp2p.getConnections(peerIdOf(c))
+    assert.ok(connections.length > 0 && connections.every((connection) => connection.limits !== undefined && connection.remoteAddr.toString().includes('/p2p-circuit')), 'every connection between them is relayed')
+  } finally {
+    await bounded('the overlays stop', Promise.all(overlays.map(async (overlay) => await overlay.stop())))
+    await bounded('the relay stops', Promise.resolve(relay.stop()))
+  }
+})
 
-    const closedRelayStream = new Promise<void>((resolve) => overRelay.onClose(() => resolve()))
+test('relay: a direct connection to a peer replaces the relayed one', async () => {
+  const relay = await node({ client: false, server: true })
+  const overlays: Libp2pOverlay[] = []
+  try {
+    // c is also directly reachable: a learns that address over the relayed connection (identify),
+    // and libp2p dials it for the first stream that finds only a limited connection.
+    const { a, c, relayedOpened } = await relayOnlyPair(relay.getMultiaddrs()[0]!.toString(), true, overlays)
+    await until('a first reached c through the relay', () => relayedOpened() ? true : undefined)
     const direct = c.multiaddrs().find((address) => address.startsWith('/ip4/127.0.0.1/tcp/') && !address.includes('/p2p-circuit'))!
-    await a.libp2p.dial(multiaddr(direct))
-    await until('the relayed connection is closed once a direct one exists', () =>
-      a.libp2p.getConnections(peerIdOf(c)).every((connection) => connection.limits === undefined) ? true : undefined)
-    await closedRelayStream
-    const overDirect = await a.openStream(c.peerId, '/test/echo/1.0.0', { signal: AbortSignal.timeout(5000) })
-    assert.is(await echoOnce(overDirect, 'direct'), 'direct', 'streams re-opened by their owner run on the direct connection')
+    await bounded('a dials c directly', a.libp2p.dial(multiaddr(direct), { signal: AbortSignal.timeout(5000) }))
+    await until('only the direct connection is left', () => {
+      const connections = a.libp2p.getConnections(peerIdOf(c))
+      return connections.length > 0 && connections.every((connection) => connection.limits === undefined) ? true : undefined
+    })
+    const stream = await a.openStream(c.peerId, '/test/echo/1.0.0', { signal: AbortSignal.timeout(5000) })
+    assert.is(await echoOnce(stream, 'direct'), 'direct', 'streams run on the direct connection')
     assert.not.ok(a.libp2p.getConnections(peerIdOf(c)).some((connection) => connection.remoteAddr.toString().includes('/p2p-circuit')))
   } finally {
-    await Promise.all(overlays.map(async (overlay) => await overlay.stop()))
-    await relay.stop()
+    await bounded('the overlays stop', Promise.all(overlays.map(async (overlay) => await overlay.stop())))
+    await bounded('the relay stops', Promise.resolve(relay.stop()))
   }
 })
 
