@@ -54,8 +54,10 @@
 //     "expect": {                                  optional; the targets the checks hold a run to
 //       "convergenceP99Ms": { "serviceDown": 2000, "nodeCrash": 3000 },
 //       "optimality": 0.99,
-//       "steadyAfterMs": 8000                      an instant counts as steady this long after an event
-//     }
+//       "steadyAfterMs": 8000,                     an instant counts as steady this long after an event
+//       "dnsAccuracy": { "steady": 0.95, "converged": 0 }   with clients: least shares of first GeoDNS
+//     }                                            answers naming the oracle's origin, at steady instants
+//                                                  and right after failures converged (dns-accuracy.ts)
 //   }
 //
 // The timeline is replayed against the world's state while parsing, so an event that could not
@@ -142,6 +144,8 @@ export interface ScenarioExpect {
   steadyAfterMs: number
   /** With protocol.state: replicas' digests equal within this long after the last fault ends. */
   stateConvergenceMs: number
+  /** With clients: least shares of first GeoDNS answers naming the oracle's origin, per sample phase (dns-accuracy.ts). */
+  dnsAccuracy: { steady: number, converged: number }
 }
 
 export interface Scenario {
@@ -170,7 +174,8 @@ export const defaultScenarioExpect: ScenarioExpect = {
   convergenceP99Ms: { serviceDown: 2000, nodeCrash: 3000 },
   optimality: 0.99,
   steadyAfterMs: 8000,
-  stateConvergenceMs: 10_000
+  stateConvergenceMs: 10_000,
+  dnsAccuracy: { steady: 0.95, converged: 0 }
 }
 
 /** Bounds that keep one run inside a machine's memory and a person's patience. */
@@ -512,9 +517,9 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
 }
 
 function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
-  const expect: ScenarioExpect = { ...defaultScenarioExpect, convergenceP99Ms: { ...defaultScenarioExpect.convergenceP99Ms } }
+  const expect: ScenarioExpect = { ...defaultScenarioExpect, convergenceP99Ms: { ...defaultScenarioExpect.convergenceP99Ms }, dnsAccuracy: { ...defaultScenarioExpect.dnsAccuracy } }
   if (value === undefined) return expect
-  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs', 'stateConvergenceMs'])
+  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs', 'stateConvergenceMs', 'dnsAccuracy'])
   if (raw.convergenceP99Ms !== undefined) {
     const bounds = reader.object(raw.convergenceP99Ms, 'expect.convergenceP99Ms', FAILURE_EVENTS)
     for (const kind of FAILURE_EVENTS) {
@@ -524,6 +529,11 @@ function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
   expect.optimality = reader.optionalNumber(raw.optimality, 'expect.optimality', 0, 1, expect.optimality, false)
   expect.steadyAfterMs = reader.optionalNumber(raw.steadyAfterMs, 'expect.steadyAfterMs', 0, 3_600_000, expect.steadyAfterMs)
   expect.stateConvergenceMs = reader.optionalNumber(raw.stateConvergenceMs, 'expect.stateConvergenceMs', 0, 3_600_000, expect.stateConvergenceMs)
+  if (raw.dnsAccuracy !== undefined) {
+    const bounds = reader.object(raw.dnsAccuracy, 'expect.dnsAccuracy', ['steady', 'converged'])
+    expect.dnsAccuracy.steady = reader.optionalNumber(bounds.steady, 'expect.dnsAccuracy.steady', 0, 1, expect.dnsAccuracy.steady, false)
+    expect.dnsAccuracy.converged = reader.optionalNumber(bounds.converged, 'expect.dnsAccuracy.converged', 0, 1, expect.dnsAccuracy.converged, false)
+  }
   return expect
 }
 
