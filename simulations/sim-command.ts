@@ -231,6 +231,10 @@ function printSummary (summary: ReturnType<typeof summariseRuns>, crashes: reado
   }
   io.out(`optimality ${summary.optimality.share === null ? 'n/a' : `${(summary.optimality.share * 100).toFixed(2)} % (worst run ${((summary.optimality.min ?? 0) * 100).toFixed(2)} %)`}; ` +
     `traffic ${summary.gossip.bytesPerNodePerSec} B/node/s, ${summary.gossip.messagesPerNodePerSec} messages/node/s; false dead ${summary.falseDead}; peak RSS ${summary.memory.peakRssMb} MB; wall ${summary.wallSecondsPerRun.mean} s per run`)
+  if (summary.dns !== undefined) {
+    const share = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
+    io.out(`dns.accuracy ${share(summary.dns.accuracy)} of ${summary.dns.samples} first answers (worst run ${share(summary.dns.min)})`)
+  }
   if (crashes.length > 0) io.out(`CRASHED for seeds ${crashes.map((crash) => crash.seed).join(', ')}`)
   io.out(summary.checksPassed ? 'all checks passed' : `checks FAILED for seeds ${summary.failedSeeds.join(', ')}`)
 }
