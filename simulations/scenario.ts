@@ -65,7 +65,7 @@
 // in the middle of a run.
 import { IpamConfigError, parseIpamConfig } from '../src/protocols/ipam.ts'
 import { readJsonFile } from '../src/runtime/config.ts'
-import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join, optionalBoolean } from './scenario-reader.ts'
+import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join } from './scenario-reader.ts'
 import { parsePrefix } from '../src/protocols/cidr.ts'
 import { createRandom } from '../src/runtime/random.ts'
 import { destinationPoint, DEFAULT_LINK_BASE_MS, DEFAULT_ROUTE_INFLATION, type RegionLatency } from './latency.ts'
@@ -204,7 +204,7 @@ export function parseScenario (value: unknown, source: string): Scenario {
   const { timeline, faults } = parseTimeline(reader, raw.timeline, durationMs, nodes, services)
   const scenario: Scenario = {
     source,
-    name: reader.string(raw.name, 'name', NAME, NAME_HINT),
+    name: reader.string(raw.name, 'name', { pattern: NAME, patternHint: NAME_HINT }),
     durationMs,
     degree: reader.optionalNumber(raw.degree, 'degree', 2, 64, 8),
     world: parseWorld(reader, raw.world),
@@ -218,7 +218,7 @@ export function parseScenario (value: unknown, source: string): Scenario {
   }
   const randomFaults = parseRandomFaults(reader, raw.faults, durationMs, expect.steadyAfterMs, nodes.some((node) => node.region !== undefined))
   if (randomFaults !== undefined) scenario.randomFaults = randomFaults
-  if (raw.description !== undefined) scenario.description = reader.string(raw.description, 'description', undefined, undefined, 2000)
+  if (raw.description !== undefined) scenario.description = reader.string(raw.description, 'description', { maxLength: 2000 })
   if (nodes.every((node) => node.nat === true)) reader.fail(raw.natShare !== undefined ? 'natShare' : 'nodes', 'every node is behind NAT: nobody could accept a connection')
   if (scenario.degree >= nodes.length) reader.fail('degree', `must be below the number of nodes (${nodes.length}), got ${scenario.degree}`)
   return scenario
@@ -247,7 +247,7 @@ function parseRegionLatencies (reader: Reader, value: unknown): RegionLatency[] 
   return reader.array(value, 'world.regions', 1, 64).map((item, index) => {
     const field = `world.regions[${index}]`
     const raw = reader.object(item, field, ['between', 'inflation', 'linkBaseMs', 'jitterMs'], ['between'])
-    const ends = reader.array(raw.between, join(field, 'between'), 2, 2).map((region, end) => reader.string(region, `${field}.between[${end}]`, NAME, NAME_HINT))
+    const ends = reader.array(raw.between, join(field, 'between'), 2, 2).map((region, end) => reader.string(region, `${field}.between[${end}]`, { pattern: NAME, patternHint: NAME_HINT }))
     const between: [string, string] = [ends[0]!, ends[1]!]
     const key = [...between].sort().join('\n')
     if (pairs.has(key)) reader.fail(join(field, 'between'), `${between.join(' – ')} is already set by an earlier entry`)
@@ -270,12 +270,12 @@ function parseNodes (reader: Reader, value: unknown): ScenarioNode[] {
   return reader.array(value, 'nodes', 2, MAX_NODES).map((item, index) => {
     const field = `nodes[${index}]`
     const raw = reader.object(item, field, ['id', 'lat', 'lon', 'region', 'nat'], ['id', 'lat', 'lon'])
-    const id = reader.string(raw.id, join(field, 'id'), NODE_ID, NODE_ID_HINT)
+    const id = reader.string(raw.id, join(field, 'id'), { pattern: NODE_ID, patternHint: NODE_ID_HINT })
     if (ids.has(id)) reader.fail(join(field, 'id'), `duplicate node id ${JSON.stringify(id)}`)
     ids.add(id)
     const node: ScenarioNode = { id, ...parseCoordinates(reader, raw, field) }
-    if (raw.region !== undefined) node.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
-    if (optionalBoolean(reader, raw.nat, join(field, 'nat'), false)) node.nat = true
+    if (raw.region !== undefined) node.region = reader.string(raw.region, join(field, 'region'), { pattern: NAME, patternHint: NAME_HINT })
+    if (reader.optionalBoolean(raw.nat, join(field, 'nat'), false)) node.nat = true
     return node
   })
 }
@@ -287,11 +287,11 @@ function parseSites (reader: Reader, value: unknown): Site[] {
   return reader.array(value, 'generate.sites', 1, MAX_SITES).map((item, index) => {
     const field = `generate.sites[${index}]`
     const raw = reader.object(item, field, ['name', 'lat', 'lon', 'region', 'weight'], ['name', 'lat', 'lon'])
-    const name = reader.string(raw.name, join(field, 'name'), NAME, NAME_HINT)
+    const name = reader.string(raw.name, join(field, 'name'), { pattern: NAME, patternHint: NAME_HINT })
     if (names.has(name)) reader.fail(join(field, 'name'), `duplicate site ${JSON.stringify(name)}`)
     names.add(name)
     const site: Site = { name, ...parseCoordinates(reader, raw, field), weight: reader.optionalNumber(raw.weight, join(field, 'weight'), 0.001, 1e6, 1, false) }
-    if (raw.region !== undefined) site.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
+    if (raw.region !== undefined) site.region = reader.string(raw.region, join(field, 'region'), { pattern: NAME, patternHint: NAME_HINT })
     return site
   })
 }
@@ -355,7 +355,7 @@ function generateFromCities (reader: Reader, raw: Record<string, unknown>): Scen
   const random = createRandom(reader.optionalNumber(raw.seed, 'generate.seed', 0, 2 ** 31, 1)).fork('cities')
   const included = raw.include === undefined ? [] : reader.array(raw.include, 'generate.include', 1, count).map((item, index) => {
     const field = `generate.include[${index}]`
-    const id = reader.string(item, field, NAME, NAME_HINT)
+    const id = reader.string(item, field, { pattern: NAME, patternHint: NAME_HINT })
     const city = cities.find((candidate) => candidate.id === id)
     if (city === undefined) reader.fail(field, `no city ${JSON.stringify(id)} in the bundled cities${regions === undefined ? '' : ` of ${regions.join(', ')}`} (simulations/data/cities.json)`)
     return city
@@ -381,11 +381,11 @@ function parseClients (reader: Reader, value: unknown): ScenarioClient[] {
     return reader.array(value, 'clients', 1, MAX_CLIENTS).map((item, index) => {
       const field = `clients[${index}]`
       const raw = reader.object(item, field, ['id', 'lat', 'lon', 'region'], ['id', 'lat', 'lon'])
-      const id = reader.string(raw.id, join(field, 'id'), NODE_ID, NODE_ID_HINT)
+      const id = reader.string(raw.id, join(field, 'id'), { pattern: NODE_ID, patternHint: NODE_ID_HINT })
       if (ids.has(id)) reader.fail(join(field, 'id'), `duplicate client id ${JSON.stringify(id)}`)
       ids.add(id)
       const client: ScenarioClient = { id, ...parseCoordinates(reader, raw, field) }
-      if (raw.region !== undefined) client.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
+      if (raw.region !== undefined) client.region = reader.string(raw.region, join(field, 'region'), { pattern: NAME, patternHint: NAME_HINT })
       return client
     })
   }
@@ -449,10 +449,10 @@ function parseServices (reader: Reader, value: unknown, nodeIds: ReadonlySet<str
   return reader.array(value, 'services', 1, MAX_SERVICES).map((item, index) => {
     const field = `services[${index}]`
     const raw = reader.object(item, field, ['name', 'prefix', 'origins', 'preference'], ['name', 'prefix', 'origins'])
-    const name = reader.string(raw.name, join(field, 'name'), NAME, NAME_HINT)
+    const name = reader.string(raw.name, join(field, 'name'), { pattern: NAME, patternHint: NAME_HINT })
     if (names.has(name)) reader.fail(join(field, 'name'), `duplicate service ${JSON.stringify(name)}`)
     names.add(name)
-    const prefixText = reader.string(raw.prefix, join(field, 'prefix'), undefined, undefined, 64)
+    const prefixText = reader.string(raw.prefix, join(field, 'prefix'), { maxLength: 64 })
     let prefix: string
     try { prefix = parsePrefix(prefixText).text } catch (error) { return reader.fail(join(field, 'prefix'), (error as Error).message) }
     if (prefix !== prefixText) reader.fail(join(field, 'prefix'), `must be written canonically as ${JSON.stringify(prefix)}`)
@@ -460,7 +460,7 @@ function parseServices (reader: Reader, value: unknown, nodeIds: ReadonlySet<str
     prefixes.add(prefix)
     const origins = reader.array(raw.origins, join(field, 'origins'), 1, 1024).map((origin, originIndex) => {
       const path = `${field}.origins[${originIndex}]`
-      const id = reader.string(origin, path, NODE_ID, NODE_ID_HINT)
+      const id = reader.string(origin, path, { pattern: NODE_ID, patternHint: NODE_ID_HINT })
       if (!nodeIds.has(id)) reader.fail(path, `unknown node ${JSON.stringify(id)}`)
       return id
     })
@@ -615,14 +615,14 @@ function parseCoreEvent (reader: Reader, raw: Record<string, unknown>, field: st
 }
 
 function readNode (reader: Reader, value: unknown, field: string, nodeIds: ReadonlySet<string>): string {
-  const node = reader.string(value, field, NODE_ID, NODE_ID_HINT)
+  const node = reader.string(value, field, { pattern: NODE_ID, patternHint: NODE_ID_HINT })
   if (!nodeIds.has(node)) reader.fail(field, `unknown node ${JSON.stringify(node)}`)
   return node
 }
 
 function readOriginService (reader: Reader, raw: Record<string, unknown>, field: string, kind: string, node: string, services: ScenarioService[]): ScenarioService {
   if (raw.service === undefined) reader.fail(join(field, 'service'), `is required for ${kind}`)
-  const name = reader.string(raw.service, join(field, 'service'), NAME, NAME_HINT)
+  const name = reader.string(raw.service, join(field, 'service'), { pattern: NAME, patternHint: NAME_HINT })
   const service = services.find((candidate) => candidate.name === name)
   if (service === undefined) reader.fail(join(field, 'service'), `unknown service ${JSON.stringify(name)}`)
   if (!service.origins.includes(node)) reader.fail(join(field, 'node'), `${node} is not an origin of ${service.name}`)
