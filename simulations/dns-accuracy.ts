@@ -28,7 +28,7 @@ import type { ZoneView } from '../src/protocols/dns-answer.ts'
 import type { GeoIp, GeoIpLocation } from '../src/runtime/geoip.ts'
 import type { NodeHost } from '../src/runtime/node.ts'
 import { greatCircleKm, trueRttMs, type Coordinates, type LatencyModel } from './latency.ts'
-import { MAX_EXAMPLES, type CheckResult } from './checkers.ts'
+import { MAX_EXAMPLES, percentiles, type CheckResult, type Percentiles } from './checkers.ts'
 import type { ScenarioClient, ScenarioNode, ScenarioService } from './scenario.ts'
 
 export const DNS_ZONE = 'anycast.form'
@@ -147,6 +147,12 @@ export interface DnsAccuracyReport {
   geoAccuracy: number | null
   byPhase: Record<DnsSamplePhase, { samples: number, accuracy: number | null }>
   instants: DnsInstant[]
+  /**
+   * Per failure event: how long after it some client's first answer still named an origin that was
+   * not serving (checked at every 500 ms loop-check instant; null: until the run ended). Route
+   * convergence (RunResult.convergence) is the same question asked of the route tables.
+   */
+  failedOriginAnswers: Array<{ atMs: number, lastedMs: number | null }>
   /** The first MAX_EXAMPLES wrong answers, described. */
   misses: string[]
   clients: number
@@ -170,6 +176,9 @@ export class DnsAccuracyMeter {
   private geoCorrect = 0
   /** A failure was applied and has not converged yet: sample once it has. */
   private awaitingConvergence = false
+  private readonly failedOriginAnswers: DnsAccuracyReport['failedOriginAnswers'] = []
+  /** Failures after which some client may still be answered an origin that is not serving. */
+  private readonly open: Array<DnsAccuracyReport['failedOriginAnswers'][number]> = []
 
   constructor (private readonly input: DnsAccuracyInput) {
     if (input.clients.length > MAX_DNS_CLIENTS) throw new RangeError(`at most ${MAX_DNS_CLIENTS} clients, got ${input.clients.length}`)
@@ -203,13 +212,41 @@ export class DnsAccuracyMeter {
   }
 
   /** A failure event was applied: the first check instant at which it has converged gets a sample. */
-  failureApplied (): void { this.awaitingConvergence = true }
+  failureApplied (atMs: number): void {
+    this.awaitingConvergence = true
+    const lag = { atMs, lastedMs: null }
+    this.failedOriginAnswers.push(lag)
+    this.open.push(lag)
+  }
 
-  /** At a loop-check instant: sample when every failure in flight has just converged. */
+  /**
+   * At a loop-check instant: while a failure is open, whether any client is still answered an origin
+   * that is not serving; and a sample when every failure in flight has just converged.
+   */
   atCheck (view: DnsWorldView, everyFailureSettled: boolean): void {
+    if (this.open.length > 0 && !this.anyAnswerNotServing(view)) {
+      for (const lag of this.open.splice(0)) lag.lastedMs = view.atMs - lag.atMs
+    }
     if (!this.awaitingConvergence || !everyFailureSettled) return
     this.awaitingConvergence = false
     this.sample(view, 'converged')
+  }
+
+  /** Some client's first answer names an origin of the service that is not serving now. */
+  private anyAnswerNotServing (view: DnsWorldView): boolean {
+    const healthy = new Map(this.input.services.map((service) => [service.name, view.healthyOrigins(service)]))
+    return this.input.clients.some((client, index) => {
+      const resolver = this.resolverOf(client, view.live)
+      if (resolver === undefined) return false
+      const answerer = this.answererFor(resolver, view.live.get(resolver)!)
+      return this.input.services.some((service) => {
+        const origins = healthy.get(service.name)!
+        if (origins.length === 0) return false
+        const first = this.firstAnswer(answerer, this.queries[index]!.get(service.name)!)
+        const answered = first === undefined ? undefined : this.byAddress.get(first)
+        return answered !== undefined && !origins.includes(answered)
+      })
+    })
   }
 
   /** Ask every client's resolver for every service's first answer and judge it. */
@@ -263,6 +300,7 @@ export class DnsAccuracyMeter {
       geoAccuracy: share(this.geoCorrect, samples),
       byPhase,
       instants: [...this.instants],
+      failedOriginAnswers: this.failedOriginAnswers.map((lag) => ({ ...lag })),
       misses: [...this.misses],
       clients: this.input.clients.length,
       resolver: 'the live node with the lowest true RTT from the client'
@@ -288,11 +326,20 @@ export function dnsAccuracyCheck (report: DnsAccuracyReport, bounds: DnsAccuracy
 }
 
 /** Several runs' reports pooled: every sample counts once. */
-export function summariseDns (reports: readonly DnsAccuracyReport[]): { accuracy: number | null, samples: number, min: number | null } {
+export function summariseDns (reports: readonly DnsAccuracyReport[]): DnsSummary {
   const samples = reports.reduce((sum, report) => sum + report.samples, 0)
   const correct = reports.reduce((sum, report) => sum + report.correct, 0)
   const shares = reports.map((report) => report.accuracy).filter((value) => value !== null)
-  return { accuracy: share(correct, samples), samples, min: shares.length === 0 ? null : Math.min(...shares) }
+  return { accuracy: share(correct, samples), samples, min: shares.length === 0 ? null : Math.min(...shares), failedOriginAnswers: percentiles(reports.flatMap((report) => report.failedOriginAnswers.map((lag) => lag.lastedMs ?? Infinity))) }
+}
+
+export interface DnsSummary {
+  accuracy: number | null
+  samples: number
+  /** The worst run's accuracy. */
+  min: number | null
+  /** How long clients were still answered a failed origin, over every failure of every run (500 ms resolution). */
+  failedOriginAnswers: Percentiles
 }
 
 /** An A query for `name` with an ECS option carrying `subnet`/24, as a resolver sends it. */

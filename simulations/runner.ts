@@ -25,7 +25,7 @@ import { FaultInjector, describeFault } from './faults.ts'
 import { StateMeter, type StateChecks, type StateReport } from './state-checks.ts'
 import { withRandomFaults } from './random-faults.ts'
 import { regionLatency } from './latency.ts'
-import { DnsAccuracyMeter, dnsAccuracyCheck, summariseDns, type DnsAccuracyReport, type DnsWorldView } from './dns-accuracy.ts'
+import { DnsAccuracyMeter, dnsAccuracyCheck, summariseDns, type DnsAccuracyReport, type DnsSummary, type DnsWorldView } from './dns-accuracy.ts'
 
 export interface RunOptions {
   /** Progress lines: `seed N` first, a summary, and `reproduce: …` when a check fails. */
@@ -485,7 +485,7 @@ export async function runScenario (written: Scenario, seed: number, options: Run
         log(`seed ${seed} t=${atMs / 1000} s: ${event.event} ${event.node}${event.service === undefined ? '' : ` ${event.service}`} (wall ${((performance.now() - wallStart) / 1000).toFixed(1)} s)`)
         await applyEvent(world, observer, meters, event)
       }
-      if (observer.trackings.length > tracked) dns?.failureApplied()
+      if (observer.trackings.length > tracked) dns?.failureApplied(atMs)
       for (const fault of scenario.faults) if (fault.at === atMs) log(`seed ${seed} t=${atMs / 1000} s: ${describeFault(fault)}`)
       faults.applyAt(scenario.faults, atMs)
       options.inject?.(world, atMs)
@@ -568,7 +568,7 @@ function report (result: RunResult, falseDead: FalseDeadSink, log: (line: string
     .map((kind) => `${kind} p99 ${formatMs(result.convergence.byType[kind].p99Ms)}`).join(', ')
   const share = result.optimality.share === null ? 'n/a' : `${(result.optimality.share * 100).toFixed(2)} %`
   log(`seed ${result.seed}: convergence ${types || 'no failure events'}; optimality ${share}; ${result.gossip.bytesPerNodePerSec} B/node/s; wall ${result.wallSeconds} s for ${result.simSeconds} s simulated`)
-  if (result.dns !== undefined) log(`seed ${result.seed}: DNS accuracy ${result.dns.accuracy === null ? 'n/a' : `${(result.dns.accuracy * 100).toFixed(2)} %`} of ${result.dns.samples} first answers (${result.dns.clients} clients)${result.dns.misses[0] === undefined ? '' : `, e.g. ${result.dns.misses[0]}`}`)
+  if (result.dns !== undefined) log(`seed ${result.seed}: DNS accuracy ${result.dns.accuracy === null ? 'n/a' : `${(result.dns.accuracy * 100).toFixed(2)} %`} of ${result.dns.samples} first answers (${result.dns.clients} clients)${result.dns.failedOriginAnswers.length === 0 ? '' : `; a failed origin answered for ${result.dns.failedOriginAnswers.map((lag) => lag.lastedMs === null ? '∞' : `${lag.lastedMs} ms`).join(', ')}`}${result.dns.misses[0] === undefined ? '' : `, e.g. ${result.dns.misses[0]}`}`)
   if (result.falseDead > 0) log(`seed ${result.seed}: ${result.falseDead} false dead verdict(s) of ${falseDead.failedVerdicts} failed, e.g. ${falseDead.examples[0]}`)
   const failed = checkNamesOf(result).filter((name) => !result.checks[name]!.passed)
   if (failed.length === 0) return
@@ -591,7 +591,7 @@ export interface SeedsSummary {
   /** The largest peak RSS of any run. */
   memory: { peakRssMb: number }
   /** With scenario clients: first answers pooled over every run, and the worst run's share. */
-  dns?: { accuracy: number | null, samples: number, min: number | null }
+  dns?: DnsSummary
 }
 
 /** Pool the runs of several seeds: percentiles over every event of every run. */

@@ -233,7 +233,9 @@ function printSummary (summary: ReturnType<typeof summariseRuns>, crashes: reado
     `traffic ${summary.gossip.bytesPerNodePerSec} B/node/s, ${summary.gossip.messagesPerNodePerSec} messages/node/s; false dead ${summary.falseDead}; peak RSS ${summary.memory.peakRssMb} MB; wall ${summary.wallSecondsPerRun.mean} s per run`)
   if (summary.dns !== undefined) {
     const share = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
-    io.out(`dns.accuracy ${share(summary.dns.accuracy)} of ${summary.dns.samples} first answers (worst run ${share(summary.dns.min)})`)
+    const lag = summary.dns.failedOriginAnswers
+    io.out(`dns.accuracy ${share(summary.dns.accuracy)} of ${summary.dns.samples} first answers (worst run ${share(summary.dns.min)})` +
+      (lag.samples === 0 ? '' : `; a failed origin still answered for p50 ${ms(lag.p50Ms)} ms, p99 ${ms(lag.p99Ms)} ms after its failure (${lag.samples} failures)`))
   }
   if (crashes.length > 0) io.out(`CRASHED for seeds ${crashes.map((crash) => crash.seed).join(', ')}`)
   io.out(summary.checksPassed ? 'all checks passed' : `checks FAILED for seeds ${summary.failedSeeds.join(', ')}`)

@@ -122,9 +122,15 @@ test('dns accuracy: the node agent\'s zone answers every client its nearest heal
     const steady = meter.sample(viewOf(world), 'steady')
     assert.equal({ samples: steady.samples, correct: steady.correct }, { samples: CLIENTS.length, correct: CLIENTS.length }, meter.result().misses.join('\n'))
 
-    // Frankfurt's api fails: within 2 s of virtual time Paris and Dublin are answered New York.
+    // Frankfurt's api fails: within 2 s of virtual time nobody is answered Frankfurt any more, and Paris and Dublin get New York.
     world.downServices.add('fra/api')
-    await world.run(2000)
+    meter.failureApplied(world.clock.now())
+    for (let step = 0; step < 10 && meter.result().failedOriginAnswers[0]!.lastedMs === null; step++) {
+      await world.run(500)
+      meter.atCheck(viewOf(world), false)
+    }
+    const lasted = meter.result().failedOriginAnswers[0]!.lastedMs
+    assert.ok(lasted !== null && lasted > 0 && lasted <= 2000, `clients were answered the failed origin for ${lasted} ms`)
     const after = meter.sample(viewOf(world), 'converged')
     assert.is(after.correct, CLIENTS.length, meter.result().misses.join('\n'))
 
@@ -153,7 +159,7 @@ test('dns accuracy: the node agent\'s zone answers every client its nearest heal
 })
 
 test('dns accuracy: no steady sample fails the check; a phase bound of 0 is not judged', () => {
-  const empty = { accuracy: null, samples: 0, correct: 0, geoAccuracy: null, byPhase: { steady: { samples: 0, accuracy: null }, converged: { samples: 0, accuracy: null }, end: { samples: 0, accuracy: null } }, instants: [], misses: [], clients: 1, resolver: '' }
+  const empty = { accuracy: null, samples: 0, correct: 0, geoAccuracy: null, byPhase: { steady: { samples: 0, accuracy: null }, converged: { samples: 0, accuracy: null }, end: { samples: 0, accuracy: null } }, instants: [], failedOriginAnswers: [], misses: [], clients: 1, resolver: '' }
   assert.not.ok(dnsAccuracyCheck(empty, { steady: 0, converged: 0 }).passed)
   const lowAfterConvergence = { ...empty, accuracy: 0.9, samples: 20, correct: 18, byPhase: { ...empty.byPhase, steady: { samples: 10, accuracy: 1 }, converged: { samples: 10, accuracy: 0.8 } } }
   assert.ok(dnsAccuracyCheck(lowAfterConvergence, { steady: 0.95, converged: 0 }).passed)
@@ -170,6 +176,9 @@ test('dns accuracy: a scenario with clients gets a dnsAccuracy check and dns fig
   assert.equal(dns.instants.filter((instant) => instant.phase === 'steady').map((instant) => instant.atMs), [2000, 7000, 10_000])
   assert.ok(dns.instants.some((instant) => instant.phase === 'converged' && instant.atMs > 3000 && instant.atMs < 7000), JSON.stringify(dns.instants))
   for (const instant of dns.instants) assert.is(instant.samples, 40 * 2, `${instant.phase} at ${instant.atMs}: 40 clients × 2 services`)
+  // lon-0's crash at 2 s and fra-0's api failure at 3 s: each stops being answered within the run.
+  assert.equal(dns.failedOriginAnswers.map((lag) => lag.atMs), [2000, 3000])
+  for (const lag of dns.failedOriginAnswers) assert.ok(lag.lastedMs !== null && lag.lastedMs > 0 && lag.lastedMs <= 7000 - lag.atMs, JSON.stringify(lag))
   assert.is(dns.byPhase.steady.accuracy, 1, dns.misses.join('; '))
   assert.ok(dns.accuracy !== null && dns.accuracy > 0.5 && dns.samples === dns.instants.length * 80)
   const without = await runScenario(parseScenario(MINI_SCENARIO, 'mini.json'), 3)
