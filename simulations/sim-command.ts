@@ -54,7 +54,7 @@ export interface SimHooks { inject?: RunOptions['inject'] }
 
 export function registerSimCommand (program: Command, io: SimCommandIo, setExitCode: (code: number) => void): void {
   program.command('sim')
-    .description('run a scenario (nodes, services, failure timeline) on the simulated overlay and check convergence, loops and optimality')
+    .description('run a scenario (nodes, services, failure timeline) on the simulated overlay and check convergence, loops, optimality and, with clients, DNS accuracy')
     .argument('<file>', 'scenario JSON file (format: simulations/scenario.ts)')
     .option('--seed <n>', 'run this seed (with --seeds: the first seed)', integerOption('--seed', 0, 2 ** 31))
     .option('--seeds <k>', `run k seeds (1..k, or from --seed) and aggregate (1-${MAX_SEEDS})`, integerOption('--seeds', 1, MAX_SEEDS))
