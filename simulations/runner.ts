@@ -529,11 +529,11 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
   const perNodePerSec = (value: number): number => windowSeconds <= 0 ? 0 : Math.round(value / scenario.nodes.length / windowSeconds * 10) / 10
   const checks: RunResult['checks'] = {
     ...state?.checks,
-    ...(dns === undefined ? {} : { dnsAccuracy: dnsAccuracyCheck(dns, scenario.expect.dnsAccuracy) }),
     routeLoops: meters.loops.result(),
     failedOriginAfterConvergence: observer.failedOriginCheck.result(),
     steadyStateOptimality: { ...meters.optimality.result(), passed: share !== null && share >= scenario.expect.optimality },
-    convergenceWithinTarget: { ...convergence.result(), passed: p99WithinBound && events.every((e) => e.convergedMs !== null) }
+    convergenceWithinTarget: { ...convergence.result(), passed: p99WithinBound && events.every((e) => e.convergedMs !== null) },
+    ...(dns === undefined ? {} : { dnsAccuracy: dnsAccuracyCheck(dns, scenario.expect.dnsAccuracy) })
   }
   return {
     scenario: scenario.name,
