@@ -79,6 +79,11 @@ export interface OptimalityInput {
   healthyOrigins: readonly string[]
   where: (node: string) => Coordinates
   model: LatencyModel
+  /**
+   * The best RTT the network allows from a node to an origin, when not every pair can connect
+   * directly (NAT): default, the great-circle RTT of the latency model.
+   */
+  rtt?: (node: string, origin: string) => number
 }
 
 export interface OptimalityTally {
@@ -99,7 +104,7 @@ export const OPTIMALITY_TOLERANCE = 1.1
 export function tallyOptimality (prefix: string, input: OptimalityInput, atMs: number): OptimalityTally {
   const tally: OptimalityTally = { pairs: 0, optimal: 0, misses: [] }
   if (input.healthyOrigins.length === 0) return tally
-  const rtt = (node: string, origin: string): number => node === origin ? 0 : trueRttMs(input.where(node), input.where(origin), input.model)
+  const rtt = (node: string, origin: string): number => node === origin ? 0 : input.rtt?.(node, origin) ?? trueRttMs(input.where(node), input.where(origin), input.model)
   for (const [node, origin] of input.chosen) {
     tally.pairs++
     const best = Math.min(...input.healthyOrigins.map((candidate) => rtt(node, candidate)))

@@ -15,7 +15,7 @@ import type { ServiceConfig } from '../src/runtime/config.ts'
 import type { RouteChange } from '../src/runtime/control-plane.ts'
 import type { OverlayStats } from '../src/runtime/ports.ts'
 import type { RouteEntry } from '../src/protocols/routes.ts'
-import { oneWayLatencyMs, type Coordinates, type LatencyModel } from './latency.ts'
+import { oneWayLatencyMs, trueRttMs, type Coordinates, type LatencyModel } from './latency.ts'
 import { FAILURE_EVENTS, type FailureEventKind, type Scenario, type ScenarioService, type TimelineEvent } from './scenario.ts'
 import { Check, findRouteLoops, percentiles, tallyOptimality, type CheckResult, type Percentiles } from './checkers.ts'
 import { createJsonlFileSink, type InspectionSink } from '../src/runtime/inspection.ts'
@@ -25,6 +25,7 @@ import { FaultInjector, describeFault } from './faults.ts'
 import { StateMeter, type StateChecks, type StateReport } from './state-checks.ts'
 import { withRandomFaults } from './random-faults.ts'
 import { regionLatency } from './latency.ts'
+import { natReport, type NatReport } from './nat-report.ts'
 import { DnsAccuracyMeter, dnsAccuracyCheck, summariseDns, type DnsAccuracyReport, type DnsSummary, type DnsWorldView } from './dns-accuracy.ts'
 
 export interface RunOptions {
@@ -80,6 +81,8 @@ export interface RunResult {
   gossip: { messagesPerNodePerSec: number, bytesPerNodePerSec: number, windowSeconds: number, note: string }
   /** Origin-probe verdicts `failed` for origins that were alive and reachable (simulations/false-dead.ts). */
   falseDead: number
+  /** With nodes behind NAT: reachability and direct paths after hole punching (simulations/nat-report.ts). */
+  nat?: NatReport
   /** Peak resident set of the whole process, sampled at every loop-check instant of this run. */
   memory: { peakRssMb: number }
   passed: boolean
@@ -87,13 +90,14 @@ export interface RunResult {
   series?: RunSeries
 }
 
-export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget', 'leaseSafety', 'ackedWritesKept', 'stateConverged', 'dnsAccuracy'] as const
+export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget', 'leaseSafety', 'ackedWritesKept', 'stateConverged', 'originsReachable', 'dnsAccuracy'] as const
 export type CheckName = typeof CHECK_NAMES[number]
 /** Checks that run only with `protocol.state` on (state-checks.ts); absent from other runs' results. */
 export const STATE_CHECK_NAMES = ['leaseSafety', 'ackedWritesKept', 'stateConverged'] as const satisfies readonly CheckName[]
 /** Checks that run only when the scenario has clients (dns-accuracy.ts). */
 export const CLIENT_CHECK_NAMES = ['dnsAccuracy'] as const satisfies readonly CheckName[]
-type OptionalCheckName = typeof STATE_CHECK_NAMES[number] | typeof CLIENT_CHECK_NAMES[number]
+/** Checks that run only in some scenarios: state (protocol.state), reachability (nodes behind NAT), DNS accuracy (clients). */
+type OptionalCheckName = typeof STATE_CHECK_NAMES[number] | 'originsReachable' | typeof CLIENT_CHECK_NAMES[number]
 /** The checks a run has results for, in CHECK_NAMES order. */
 export function checkNamesOf (run: { checks: RunResult['checks'] }): CheckName[] {
   return CHECK_NAMES.filter((name) => run.checks[name] !== undefined)
@@ -110,6 +114,7 @@ export const CHECK_KINDS: Record<CheckName, 'safety' | 'liveness'> = {
   leaseSafety: 'safety',
   ackedWritesKept: 'safety',
   stateConverged: 'liveness',
+  originsReachable: 'liveness',
   dnsAccuracy: 'liveness'
 }
 
@@ -145,6 +150,8 @@ function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[])
   if (protocol.originProbe !== undefined) timing.originProbe = { ...defaultNodeTiming.originProbe, ...protocol.originProbe }
   if (protocol.announcementTtlMs !== undefined) timing.announcementTtlMs = protocol.announcementTtlMs
   if (protocol.refreshIntervalMs !== undefined) timing.refreshIntervalMs = protocol.refreshIntervalMs
+  if (protocol.heartbeatBudgetPerSec !== undefined) timing.heartbeatBudgetPerSec = protocol.heartbeatBudgetPerSec
+  if (protocol.directFallback !== undefined) timing.directFallback = protocol.directFallback
   return new SimWorld({
     seed,
     sinks,
@@ -156,6 +163,7 @@ function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[])
     latency: (a, b) => oneWayLatencyMs(where.get(a)!, where.get(b)!, model),
     ...(model.regions?.some((entry) => entry.jitterMs !== undefined) === true ? { linkJitterMs: (a: string, b: string) => regionLatency(where.get(a)!, where.get(b)!, model)?.jitterMs ?? 0 } : {}),
     nat: (index) => scenario.nodes[index]!.nat === true,
+    ...(scenario.nat === undefined ? {} : { holePunch: scenario.nat }),
     location: (index) => {
       const node = scenario.nodes[index]!
       return { lat: node.lat, lon: node.lon, ...(node.region === undefined ? {} : { region: node.region }) }
@@ -321,12 +329,30 @@ function sampleOptimality (world: SimWorld, observer: Observer, meters: Meters, 
   const atMs = world.clock.now()
   const where = new Map<string, Coordinates>(observer.scenario.nodes.map((node) => [node.id, node]))
   meters.instants.push(atMs)
+  const rtt = observer.scenario.nodes.some((node) => node.nat === true) ? natAwareRtt(world, where, model) : undefined
   for (const service of observer.scenario.services) {
     const chosen = new Map([...observer.chosen.get(service.prefix)!].filter(([node]) => observer.live.has(node)))
-    const tally = tallyOptimality(service.prefix, { chosen, healthyOrigins: observer.healthyOrigins(service), where: (node) => where.get(node)!, model }, atMs)
+    const tally = tallyOptimality(service.prefix, { chosen, healthyOrigins: observer.healthyOrigins(service), where: (node) => where.get(node)!, model, ...(rtt === undefined ? {} : { rtt }) }, atMs)
     meters.pairs += tally.pairs
     meters.optimalPairs += tally.optimal
     for (const miss of tally.misses) meters.optimality.violation(miss)
+  }
+}
+
+/**
+ * With NAT, the best a node can do for an origin it cannot connect to directly (both behind NAT,
+ * unpunchable) is a one-hop relay through one of its peers that can: the optimality oracle holds
+ * it to that, not to a direct path the network does not allow.
+ */
+function natAwareRtt (world: SimWorld, where: ReadonlyMap<string, Coordinates>, model: LatencyModel): (node: string, origin: string) => number {
+  const direct = (a: string, b: string): number => trueRttMs(where.get(a)!, where.get(b)!, model)
+  return (node, origin) => {
+    if (world.network.canConnectDirectly(node, origin)) return direct(node, origin)
+    let best = Infinity
+    for (const relay of world.network.overlay(node)!.connectedPeers()) {
+      if (relay !== origin && world.network.canConnectDirectly(relay, origin)) best = Math.min(best, direct(node, relay) + direct(relay, origin))
+    }
+    return best
   }
 }
 
@@ -399,7 +425,8 @@ function createOutputs (scenario: Scenario, options: RunOptions, checkEveryMs: n
     isObserved: (node) => observed()?.observer.live.has(node) ?? false,
     isAliveAndReachable: (node, origin) => {
       const { observer, world } = observed()!
-      return observer.live.has(origin) && world.network.isReachable(node, origin) && world.network.isReachable(origin, node)
+      // Behind NAT, an origin the node cannot connect to directly (an unpunchable pair) is not reachable by its own probes.
+      return observer.live.has(origin) && world.network.isReachable(node, origin) && world.network.isReachable(origin, node) && world.network.canConnectDirectly(node, origin)
     }
   })
   let trace: Outputs['trace']
@@ -527,8 +554,10 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
   const traffic = trafficTotals(world, meters)
   const windowSeconds = (world.clock.now() - windowStart.atMs) / 1000
   const perNodePerSec = (value: number): number => windowSeconds <= 0 ? 0 : Math.round(value / scenario.nodes.length / windowSeconds * 10) / 10
+  const nat = scenario.nodes.some((node) => node.nat === true) ? natReport(world, observer.live, healthyOrigins(scenario, observer)) : undefined
   const checks: RunResult['checks'] = {
     ...state?.checks,
+    ...(nat === undefined ? {} : { originsReachable: reachabilityCheck(nat, scenario.expect.originReachability) }),
     routeLoops: meters.loops.result(),
     failedOriginAfterConvergence: observer.failedOriginCheck.result(),
     steadyStateOptimality: { ...meters.optimality.result(), passed: share !== null && share >= scenario.expect.optimality },
@@ -555,9 +584,23 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
       note: 'all overlay traffic sent (gossip RPCs, session and probe stream frames) after warm-up, per node'
     },
     falseDead: outputs.falseDead.count,
+    ...(nat === undefined ? {} : { nat }),
     memory: { peakRssMb: Math.round(outputs.peakRssBytes / 1024 / 1024 * 10) / 10 },
     passed: checkNamesOf({ checks }).every((name) => checks[name]!.passed),
     ...(outputs.series === undefined ? {} : { series: outputs.series.result() })
+  }
+}
+
+/** Every origin serving some service now (live, its service up). */
+function healthyOrigins (scenario: Scenario, observer: Observer): string[] {
+  return [...new Set(scenario.services.flatMap((service) => observer.healthyOrigins(service)))]
+}
+
+function reachabilityCheck (nat: NatReport, target: number): CheckResult {
+  return {
+    passed: nat.reachableShare === null || nat.reachableShare >= target,
+    violations: nat.pairs - nat.reachable,
+    examples: nat.unreachable.map((pair) => `${pair}: no route at the end of the run (neither direct nor through a relay)`)
   }
 }
 
@@ -568,6 +611,7 @@ function report (result: RunResult, falseDead: FalseDeadSink, log: (line: string
     .map((kind) => `${kind} p99 ${formatMs(result.convergence.byType[kind].p99Ms)}`).join(', ')
   const share = result.optimality.share === null ? 'n/a' : `${(result.optimality.share * 100).toFixed(2)} %`
   log(`seed ${result.seed}: convergence ${types || 'no failure events'}; optimality ${share}; ${result.gossip.bytesPerNodePerSec} B/node/s; wall ${result.wallSeconds} s for ${result.simSeconds} s simulated`)
+  if (result.nat !== undefined) log(`seed ${result.seed}: ${natLine(result.nat)}`)
   if (result.dns !== undefined) log(`seed ${result.seed}: DNS accuracy ${result.dns.accuracy === null ? 'n/a' : `${(result.dns.accuracy * 100).toFixed(2)} %`} of ${result.dns.samples} first answers (${result.dns.clients} clients)${result.dns.failedOriginAnswers.length === 0 ? '' : `; a failed origin answered for ${result.dns.failedOriginAnswers.map((lag) => lag.lastedMs === null ? '∞' : `${lag.lastedMs} ms`).join(', ')}`}${result.dns.misses[0] === undefined ? '' : `, e.g. ${result.dns.misses[0]}`}`)
   if (result.falseDead > 0) log(`seed ${result.seed}: ${result.falseDead} false dead verdict(s) of ${falseDead.failedVerdicts} failed, e.g. ${falseDead.examples[0]}`)
   const failed = checkNamesOf(result).filter((name) => !result.checks[name]!.passed)
@@ -577,6 +621,15 @@ function report (result: RunResult, falseDead: FalseDeadSink, log: (line: string
     log(`check ${name} FAILED: ${check.violations} violation(s)${check.examples.length > 0 ? `, e.g. ${check.examples[0]}` : ''}`)
   }
   log(`reproduce: form-anycast sim ${result.file} --seed ${result.seed}`)
+}
+
+/** One line on NAT: reachability, direct paths after hole punching, what the punches did. */
+export function natLine (nat: NatReport): string {
+  const pct = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
+  const punch = nat.holePunch
+  return `NAT: ${nat.natNodes} nodes behind NAT (${nat.symmetricNodes} symmetric); origins reachable ${pct(nat.reachableShare)} of ${nat.pairs} pairs ` +
+    `(worst node ${pct(nat.originsReachedPerNode.min)}), ${nat.relayedOnly} relayed only, ${nat.heldDown} in relay hold-down; direct after hole punching ${pct(nat.directPathShare)} of ${nat.natPairs} NAT pairs; ` +
+    `punches ${punch.punched} ok of ${punch.attempts} attempts, ${punch.reversals} reversals, ${punch.failedPairs} pairs left relayed`
 }
 
 export interface SeedsSummary {
@@ -590,6 +643,8 @@ export interface SeedsSummary {
   falseDead: number
   /** The largest peak RSS of any run. */
   memory: { peakRssMb: number }
+  /** With NAT: the worst run's origin reachability, and direct paths after hole punching over every run's NAT pairs. */
+  nat?: { reachableShareMin: number | null, directPathShare: number | null, natPairs: number, relayedOnly: number }
   /** With scenario clients: first answers pooled over every run, and the worst run's share. */
   dns?: DnsSummary
 }
@@ -611,6 +666,23 @@ export function summariseRuns (runs: readonly RunResult[]): SeedsSummary {
     wallSecondsPerRun: { mean: mean(runs.map((run) => run.wallSeconds)), max: Math.max(0, ...runs.map((run) => run.wallSeconds)) },
     falseDead: runs.reduce((sum, run) => sum + run.falseDead, 0),
     memory: { peakRssMb: Math.max(0, ...runs.map((run) => run.memory.peakRssMb)) },
+    ...summariseNat(runs),
     ...(runs.some((run) => run.dns !== undefined) ? { dns: summariseDns(runs.flatMap((run) => run.dns === undefined ? [] : [run.dns])) } : {})
+  }
+}
+
+function summariseNat (runs: readonly RunResult[]): Pick<SeedsSummary, 'nat'> {
+  const reports = runs.map((run) => run.nat).filter((nat) => nat !== undefined)
+  if (reports.length === 0) return {}
+  const shares = reports.map((nat) => nat.reachableShare).filter((share) => share !== null)
+  const natPairs = reports.reduce((sum, nat) => sum + nat.natPairs, 0)
+  const natDirect = reports.reduce((sum, nat) => sum + nat.natDirect, 0)
+  return {
+    nat: {
+      reachableShareMin: shares.length === 0 ? null : Math.min(...shares),
+      directPathShare: natPairs === 0 ? null : Math.round(natDirect / natPairs * 100_000) / 100_000,
+      natPairs,
+      relayedOnly: reports.reduce((sum, nat) => sum + nat.relayedOnly, 0)
+    }
   }
 }

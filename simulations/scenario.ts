@@ -31,14 +31,25 @@
 //     },                                           ids are "<city id>-<k>"; "<city>-0" sits at the city itself
 //     "natShare": 0.3,                             optional: this share of the nodes that serve nothing sits
 //                                                  behind NAT (dials out, cannot be dialled), picked with
-//                                                  generate.seed; listed nodes may say "nat": true instead
+//                                                  generate.seed; listed nodes may say "nat": true instead.
+//                                                  No hole punching: NATed nodes never connect to each other
+//       or
+//     "nat": {                                     NAT with hole punching (src/runtime/sim-nat.ts)
+//       "share": 0.6,                              of all nodes, picked with generate.seed as natShare is
+//       "origins": true,                           optional: origins may sit behind NAT too (default false)
+//       "symmetricShare": 0.25,                    optional: share of NATs that are symmetric (drawn from
+//                                                  the run's seed); two symmetric NATs never punch
+//       "punchSuccess": 0.9,                       optional: chance one DCUtR attempt succeeds
+//       "attempts": 3                              optional: attempts per pair (DCUtR's 3)
+//     },
 //     "clients": [{ "id": "c1", "lat": 1.3, "lon": 103.8 }, ...]    optional: where clients sit
 //       or   { "count": 500, "regions": ["eu"], "spreadKm": 30, "seed": 1 }   drawn by city population
 //     "services": [{ "name": "api", "prefix": "10.42.255.1/32", "origins": ["fra-0", ...], "preference": 100 }],
 //     "protocol": {                                optional overrides of the control-plane timing
 //       "serviceProbe": { "intervalMs", "timeoutMs", "rise", "fall", "jitter" },
 //       "originProbe":  { ... same ... },
-//       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "holdTimeMs"
+//       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "heartbeatBudgetPerSec", "holdTimeMs",
+//       "directFallback": { "failures": 3, "windowMs": 300000, "holdDownMs": 300000 }
 //     },
 //     "timeline": [{ "at": 12000, "event": "serviceDown", "node": "fra-0", "service": "api" }, ...],
 //                                                  serviceDown | serviceUp (the service's health check
@@ -55,6 +66,8 @@
 //       "convergenceP99Ms": { "serviceDown": 2000, "nodeCrash": 3000 },
 //       "optimality": 0.99,
 //       "steadyAfterMs": 8000,                     an instant counts as steady this long after an event
+//       "originReachability": 1,                   with NAT: share of (node, healthy origin) pairs with a
+//                                                  route (direct or relayed) at the end of the run
 //       "dnsAccuracy": { "steady": 0.95, "converged": 0 }   with clients: least shares of first GeoDNS
 //     }                                            answers naming the oracle's origin, at steady instants
 //                                                  and right after failures converged (dns-accuracy.ts)
@@ -68,6 +81,8 @@ import { readJsonFile } from '../src/runtime/config.ts'
 import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join } from './scenario-reader.ts'
 import { parsePrefix } from '../src/protocols/cidr.ts'
 import { createRandom } from '../src/runtime/random.ts'
+import { DEFAULT_HOLE_PUNCH } from '../src/runtime/sim-nat.ts'
+import { defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../src/protocols/direct-fallback.ts'
 import { destinationPoint, DEFAULT_LINK_BASE_MS, DEFAULT_ROUTE_INFLATION, type RegionLatency } from './latency.ts'
 import { CITY_REGIONS, citiesIn, createCitySampler, type City } from './cities.ts'
 import {
@@ -123,9 +138,20 @@ export interface ScenarioProtocol {
   announcementTtlMs?: number
   refreshIntervalMs?: number
   heartbeatIntervalMs?: number
+  /** Most heartbeats a node receives per second; the heartbeat period grows past it (membership.ts). */
+  heartbeatBudgetPerSec?: number
   holdTimeMs?: number
+  /** Formation's relay rule: direct-path failures in a window before an origin is held on relays. */
+  directFallback?: DirectFallbackPolicy
   /** Replicated state, IP leases and origin validation on every node (state-checks.ts checks them). */
   state?: { leaseMs?: number, antiEntropyIntervalMs?: number, ipam?: { overlayCidr?: string, anycastCidr?: string } }
+}
+
+/** NAT traversal in the simulated network (`nat`); absent for natShare's punch-less NAT. */
+export interface ScenarioNat {
+  symmetricShare: number
+  punchSuccess: number
+  attempts: number
 }
 
 export interface ScenarioWorld {
@@ -144,6 +170,8 @@ export interface ScenarioExpect {
   steadyAfterMs: number
   /** With protocol.state: replicas' digests equal within this long after the last fault ends. */
   stateConvergenceMs: number
+  /** With NAT: the share of (live node, healthy origin) pairs that must have a route at the end. */
+  originReachability: number
   /** With clients: least shares of first GeoDNS answers naming the oracle's origin, per sample phase (dns-accuracy.ts). */
   dnsAccuracy: { steady: number, converged: number }
 }
@@ -160,6 +188,8 @@ export interface Scenario {
   /** Client locations; empty when the scenario names none. */
   clients: ScenarioClient[]
   services: ScenarioService[]
+  /** Hole punching between NATed nodes (`nat`); undefined: none. */
+  nat?: ScenarioNat
   protocol: ScenarioProtocol
   /** serviceDown/Up (serviceFlap expanded), nodeCrash/Restart, sorted by "at". */
   timeline: TimelineEvent[]
@@ -175,6 +205,7 @@ export const defaultScenarioExpect: ScenarioExpect = {
   optimality: 0.99,
   steadyAfterMs: 8000,
   stateConvergenceMs: 10_000,
+  originReachability: 1,
   dnsAccuracy: { steady: 0.95, converged: 0 }
 }
 
@@ -188,7 +219,7 @@ export const MAX_CLIENTS = 100_000
 /** Most serviceDown/serviceUp pairs one serviceFlap may expand to. */
 const MAX_FLAPS = 500
 
-const SCENARIO_KEYS = ['name', 'description', 'durationMs', 'degree', 'world', 'nodes', 'generate', 'natShare', 'clients', 'services', 'protocol', 'timeline', 'faults', 'expect'] as const
+const SCENARIO_KEYS = ['name', 'description', 'durationMs', 'degree', 'world', 'nodes', 'generate', 'natShare', 'nat', 'clients', 'services', 'protocol', 'timeline', 'faults', 'expect'] as const
 
 /** Validate a parsed JSON value as a scenario. `source` names the file in errors. */
 export function parseScenario (value: unknown, source: string): Scenario {
@@ -199,7 +230,9 @@ export function parseScenario (value: unknown, source: string): Scenario {
   if (raw.nodes !== undefined && raw.generate !== undefined) reader.fail('generate', 'cannot be given together with "nodes"')
   const nodes = raw.nodes !== undefined ? parseNodes(reader, raw.nodes) : generateNodes(reader, raw.generate)
   const services = parseServices(reader, raw.services, new Set(nodes.map((node) => node.id)))
-  if (raw.natShare !== undefined) placeBehindNat(reader, raw.natShare, nodes, services, raw.generate)
+  if (raw.natShare !== undefined && raw.nat !== undefined) reader.fail('natShare', 'cannot be given together with "nat" (use nat.share)')
+  if (raw.natShare !== undefined) placeBehindNat(reader, raw.natShare, 'natShare', nodes, services, raw.generate, false)
+  const nat = raw.nat === undefined ? undefined : parseNat(reader, raw.nat, nodes, services, raw.generate)
   const expect = parseExpect(reader, raw.expect)
   const { timeline, faults } = parseTimeline(reader, raw.timeline, durationMs, nodes, services)
   const scenario: Scenario = {
@@ -211,6 +244,7 @@ export function parseScenario (value: unknown, source: string): Scenario {
     nodes,
     clients: parseClients(reader, raw.clients),
     services,
+    ...(nat === undefined ? {} : { nat }),
     protocol: parseProtocol(reader, raw.protocol),
     timeline,
     faults,
@@ -219,7 +253,7 @@ export function parseScenario (value: unknown, source: string): Scenario {
   const randomFaults = parseRandomFaults(reader, raw.faults, durationMs, expect.steadyAfterMs, nodes.some((node) => node.region !== undefined))
   if (randomFaults !== undefined) scenario.randomFaults = randomFaults
   if (raw.description !== undefined) scenario.description = reader.string(raw.description, 'description', { maxLength: 2000 })
-  if (nodes.every((node) => node.nat === true)) reader.fail(raw.natShare !== undefined ? 'natShare' : 'nodes', 'every node is behind NAT: nobody could accept a connection')
+  if (nodes.every((node) => node.nat === true)) reader.fail(raw.natShare !== undefined ? 'natShare' : raw.nat !== undefined ? 'nat.share' : 'nodes', 'every node is behind NAT: nobody could accept a connection')
   if (scenario.degree >= nodes.length) reader.fail('degree', `must be below the number of nodes (${nodes.length}), got ${scenario.degree}`)
   return scenario
 }
@@ -400,16 +434,29 @@ function parseClients (reader: Reader, value: unknown): ScenarioClient[] {
   })
 }
 
+/** `nat`: who sits behind NAT (as natShare, origins too if asked) and how hole punching behaves. */
+function parseNat (reader: Reader, value: unknown, nodes: ScenarioNode[], services: ScenarioService[], generate: unknown): ScenarioNat {
+  const raw = reader.object(value, 'nat', ['share', 'origins', 'symmetricShare', 'punchSuccess', 'attempts'], ['share'])
+  const origins = reader.optionalBoolean(raw.origins, 'nat.origins', false)
+  placeBehindNat(reader, raw.share, 'nat.share', nodes, services, generate, origins)
+  return {
+    symmetricShare: reader.optionalNumber(raw.symmetricShare, 'nat.symmetricShare', 0, 1, DEFAULT_HOLE_PUNCH.symmetricShare, false),
+    punchSuccess: reader.optionalNumber(raw.punchSuccess, 'nat.punchSuccess', 0, 1, DEFAULT_HOLE_PUNCH.punchSuccess, false),
+    attempts: reader.optionalNumber(raw.attempts, 'nat.attempts', 1, 10, DEFAULT_HOLE_PUNCH.attempts)
+  }
+}
+
 /**
- * `natShare` of all nodes, chosen among the nodes that serve nothing (an origin is where clients
- * connect, so it must accept inbound connections), with generate.seed (1 for listed nodes).
+ * `share` of all nodes, chosen among the nodes that serve nothing (an origin is where clients
+ * connect, so it must accept inbound connections) unless `origins` allows them too, with
+ * generate.seed (1 for listed nodes).
  */
-function placeBehindNat (reader: Reader, value: unknown, nodes: ScenarioNode[], services: ScenarioService[], generate: unknown): void {
-  const share = reader.number(value, 'natShare', 0, 0.95, false)
-  const origins = new Set(services.flatMap((service) => service.origins))
+function placeBehindNat (reader: Reader, value: unknown, field: string, nodes: ScenarioNode[], services: ScenarioService[], generate: unknown, includeOrigins: boolean): void {
+  const share = reader.number(value, field, 0, 0.95, false)
+  const origins = new Set(includeOrigins ? [] : services.flatMap((service) => service.origins))
   const eligible = nodes.filter((node) => !origins.has(node.id) && node.nat !== true)
   const wanted = Math.round(share * nodes.length) - nodes.filter((node) => node.nat === true).length
-  if (wanted > eligible.length) reader.fail('natShare', `${share} of ${nodes.length} nodes is ${Math.round(share * nodes.length)}, but only ${eligible.length} nodes serve nothing and may sit behind NAT`)
+  if (wanted > eligible.length) reader.fail(field, `${share} of ${nodes.length} nodes is ${Math.round(share * nodes.length)}, but only ${eligible.length} nodes ${includeOrigins ? 'are left' : 'serve nothing and'} may sit behind NAT`)
   const seed = typeof generate === 'object' && generate !== null && typeof (generate as { seed?: unknown }).seed === 'number' ? (generate as { seed: number }).seed : 1
   const random = createRandom(seed).fork('nat')
   // Partial Fisher–Yates over the eligible nodes: the first `wanted` go behind NAT.
@@ -487,7 +534,7 @@ function parseProbe (reader: Reader, value: unknown, field: string): ProbeOverri
 
 function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (value === undefined) return {}
-  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'holdTimeMs', 'state'])
+  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'heartbeatBudgetPerSec', 'holdTimeMs', 'state', 'directFallback'])
   const protocol: ScenarioProtocol = {}
   const serviceProbe = parseProbe(reader, raw.serviceProbe, 'protocol.serviceProbe')
   const originProbe = parseProbe(reader, raw.originProbe, 'protocol.originProbe')
@@ -496,7 +543,16 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (raw.announcementTtlMs !== undefined) protocol.announcementTtlMs = reader.number(raw.announcementTtlMs, 'protocol.announcementTtlMs', 1000, 3_600_000)
   if (raw.refreshIntervalMs !== undefined) protocol.refreshIntervalMs = reader.number(raw.refreshIntervalMs, 'protocol.refreshIntervalMs', 50, 600_000)
   if (raw.heartbeatIntervalMs !== undefined) protocol.heartbeatIntervalMs = reader.number(raw.heartbeatIntervalMs, 'protocol.heartbeatIntervalMs', 100, 600_000)
+  if (raw.heartbeatBudgetPerSec !== undefined) protocol.heartbeatBudgetPerSec = reader.number(raw.heartbeatBudgetPerSec, 'protocol.heartbeatBudgetPerSec', 1, 100_000)
   if (raw.holdTimeMs !== undefined) protocol.holdTimeMs = reader.number(raw.holdTimeMs, 'protocol.holdTimeMs', 300, 3_600_000)
+  if (raw.directFallback !== undefined) {
+    const fallback = reader.object(raw.directFallback, 'protocol.directFallback', ['failures', 'windowMs', 'holdDownMs'])
+    protocol.directFallback = {
+      failures: reader.optionalNumber(fallback.failures, 'protocol.directFallback.failures', 1, 100, defaultDirectFallbackPolicy.failures),
+      windowMs: reader.optionalNumber(fallback.windowMs, 'protocol.directFallback.windowMs', 0, 86_400_000, defaultDirectFallbackPolicy.windowMs),
+      holdDownMs: reader.optionalNumber(fallback.holdDownMs, 'protocol.directFallback.holdDownMs', 0, 86_400_000, defaultDirectFallbackPolicy.holdDownMs)
+    }
+  }
   if (raw.state !== undefined) {
     const state = reader.object(raw.state, 'protocol.state', ['leaseMs', 'antiEntropyIntervalMs', 'overlayCidr', 'anycastCidr'])
     protocol.state = {}
@@ -519,7 +575,7 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
 function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
   const expect: ScenarioExpect = { ...defaultScenarioExpect, convergenceP99Ms: { ...defaultScenarioExpect.convergenceP99Ms }, dnsAccuracy: { ...defaultScenarioExpect.dnsAccuracy } }
   if (value === undefined) return expect
-  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs', 'stateConvergenceMs', 'dnsAccuracy'])
+  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs', 'stateConvergenceMs', 'originReachability', 'dnsAccuracy'])
   if (raw.convergenceP99Ms !== undefined) {
     const bounds = reader.object(raw.convergenceP99Ms, 'expect.convergenceP99Ms', FAILURE_EVENTS)
     for (const kind of FAILURE_EVENTS) {
@@ -529,6 +585,7 @@ function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
   expect.optimality = reader.optionalNumber(raw.optimality, 'expect.optimality', 0, 1, expect.optimality, false)
   expect.steadyAfterMs = reader.optionalNumber(raw.steadyAfterMs, 'expect.steadyAfterMs', 0, 3_600_000, expect.steadyAfterMs)
   expect.stateConvergenceMs = reader.optionalNumber(raw.stateConvergenceMs, 'expect.stateConvergenceMs', 0, 3_600_000, expect.stateConvergenceMs)
+  expect.originReachability = reader.optionalNumber(raw.originReachability, 'expect.originReachability', 0, 1, expect.originReachability, false)
   if (raw.dnsAccuracy !== undefined) {
     const bounds = reader.object(raw.dnsAccuracy, 'expect.dnsAccuracy', ['steady', 'converged'])
     expect.dnsAccuracy.steady = reader.optionalNumber(bounds.steady, 'expect.dnsAccuracy.steady', 0, 1, expect.dnsAccuracy.steady, false)

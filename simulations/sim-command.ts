@@ -231,6 +231,10 @@ function printSummary (summary: ReturnType<typeof summariseRuns>, crashes: reado
   }
   io.out(`optimality ${summary.optimality.share === null ? 'n/a' : `${(summary.optimality.share * 100).toFixed(2)} % (worst run ${((summary.optimality.min ?? 0) * 100).toFixed(2)} %)`}; ` +
     `traffic ${summary.gossip.bytesPerNodePerSec} B/node/s, ${summary.gossip.messagesPerNodePerSec} messages/node/s; false dead ${summary.falseDead}; peak RSS ${summary.memory.peakRssMb} MB; wall ${summary.wallSecondsPerRun.mean} s per run`)
+  if (summary.nat !== undefined) {
+    const pct = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
+    io.out(`NAT: origins reachable ${pct(summary.nat.reachableShareMin)} (worst run); direct after hole punching ${pct(summary.nat.directPathShare)} of ${summary.nat.natPairs} NAT pairs; ${summary.nat.relayedOnly} pairs relayed only`)
+  }
   if (summary.dns !== undefined) {
     const share = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
     const lag = summary.dns.failedOriginAnswers

@@ -4,6 +4,7 @@
 import { VirtualClock } from '../src/runtime/clock.ts'
 import { createRandom } from '../src/runtime/random.ts'
 import { SimNetwork } from '../src/runtime/sim-network.ts'
+import type { HolePunchOptions } from '../src/runtime/sim-nat.ts'
 import { InspectionBus, createHashSink, type InspectionSink } from '../src/runtime/inspection.ts'
 import { createMemoryLogger } from '../src/runtime/logger.ts'
 import { createMemoryMetrics } from '../src/runtime/metrics.ts'
@@ -45,6 +46,8 @@ export interface WorldOptions {
   state?: NodeHostConfig['state']
   /** Nodes behind NAT (SimNetwork.setNat): they dial out but cannot be dialled. None by default. */
   nat?: (index: number, id: PeerId) => boolean
+  /** Hole punching between NATed nodes (SimNetworkOptions.holePunch); none by default. */
+  holePunch?: HolePunchOptions
   /** Extra jitter spread of one link (SimNetworkOptions.linkJitterMs); none by default. */
   linkJitterMs?: (a: PeerId, b: PeerId) => number
 }
@@ -87,7 +90,8 @@ export class SimWorld {
       latencyMs: options.latency ?? (() => options.latencyMs ?? 20),
       lossRate: options.lossRate ?? 0,
       ...(options.jitter === undefined ? {} : { jitter: options.jitter }),
-      ...(options.linkJitterMs === undefined ? {} : { linkJitterMs: options.linkJitterMs })
+      ...(options.linkJitterMs === undefined ? {} : { linkJitterMs: options.linkJitterMs }),
+      ...(options.holePunch === undefined ? {} : { holePunch: options.holePunch })
     })
     this.bus.addSink(this.hash)
     for (const sink of options.sinks ?? []) this.bus.addSink(sink)
@@ -208,6 +212,12 @@ export class SimWorld {
     const host = this.createHost(id, overlay, this.random.fork(`node:${id}:life:${life}`), signer, this.bootstrap.get(id) ?? [])
     this.hosts.set(id, host)
     await host.start()
+    // Behind NAT nobody can dial it, and its sessions dial only peers with larger ids (RFC 4271
+    // §6.8): it dials its bootstrap peers itself, as libp2p's bootstrap module does, or it would
+    // stay alone. (A public node is dialled back by its neighbours, so its run stays as it was.)
+    if (this.network.isNatted(id)) {
+      for (const peer of this.bootstrap.get(id) ?? []) overlay.dial(peer).catch(() => {})
+    }
     return host
   }
 

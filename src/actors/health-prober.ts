@@ -97,6 +97,10 @@ export interface IndirectOutcome {
 
 export interface HealthProberContext extends HealthProberInput, VerdictState {
   lastLatencyMs: number | undefined
+  /** Smoothed round trip of the answered probes (RFC 6298's SRTT, gain 1/8); sets the timeout. */
+  srttMs: number | undefined
+  /** Probes that could not be sent yet (ProbeResult.inconclusive): not judged. */
+  inconclusive: number
   /** Probe results judged (direct probes and fed-in events). */
   probes: number
   failures: number
@@ -165,8 +169,19 @@ async function probeThroughHelpers (input: { prober: Prober, target: PeerId, via
   })
 }
 
+/**
+ * The timeout asked of the prober: the policy's, or twice the smoothed round trip when that is
+ * longer, up to 90 % of the interval. A fixed timeout near a far target's round trip (300 ms
+ * against 275 ms from Hong Kong to Sao Paulo) fails probes on every jitter spike; SWIM's suspicion
+ * then catches them, at the cost of indirect probes and false "failed" verdicts at start-up.
+ */
+export function probeTimeoutMs (policy: HealthProberPolicy, srttMs: number | undefined): number {
+  if (srttMs === undefined) return policy.timeoutMs
+  return Math.max(policy.timeoutMs, Math.min(Math.ceil(2 * srttMs), Math.floor(policy.intervalMs * 0.9)))
+}
+
 /** The prober reports its own timeouts (with its own words); this only catches one that never settles. */
-const probeDeadlineMs = (policy: HealthProberPolicy): number => Math.ceil(policy.timeoutMs * 11 / 10)
+const probeDeadlineMs = (context: HealthProberContext): number => Math.ceil(probeTimeoutMs(context.policy, context.srttMs) * 11 / 10)
 
 const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
@@ -186,12 +201,13 @@ export const healthProberMachine = setup({
   },
   delays: {
     probeInterval: ({ context }) => Math.max(0, context.nextProbeAtMs - context.clock.now()),
-    probeDeadline: ({ context }) => probeDeadlineMs(context.policy)
+    probeDeadline: ({ context }) => probeDeadlineMs(context)
   },
   guards: {
     leadsTo: ({ context, event }, params: { verdict: Verdict }) => judged(context, event).verdict === params.verdict,
     leadsToSuspicion: ({ context, event }) => isSuspicion(context, event),
-    isRefuted: (_, outcome: IndirectOutcome) => outcome.reachedBy.length > 0
+    isRefuted: (_, outcome: IndirectOutcome) => outcome.reachedBy.length > 0,
+    isInconclusive: (_, result: ProbeResult) => result.inconclusive === true
   },
   actions: {
     scheduleNextProbe: assign({
@@ -201,6 +217,7 @@ export const healthProberMachine = setup({
       ? { type: 'health.probe.succeeded', latencyMs: result.latencyMs }
       : { type: 'health.probe.failed', latencyMs: result.latencyMs, error: result.error ?? 'probe failed' }),
     reportFailure: raise((_, error: string): ProbeEvent => ({ type: 'health.probe.failed', error })),
+    countInconclusive: assign({ inconclusive: ({ context }) => context.inconclusive + 1 }),
     recordProbe: assign(({ context, event }) => {
       const next = judged(context, event)
       return { ...next, ...counted(context, event) }
@@ -254,6 +271,8 @@ export const healthProberMachine = setup({
       consecutiveOk: 0,
       consecutiveFail: 0,
       lastLatencyMs: undefined,
+      srttMs: undefined,
+      inconclusive: 0,
       probes: 0,
       failures: 0,
       lastError: undefined,
@@ -274,12 +293,15 @@ export const healthProberMachine = setup({
           invoke: {
             id: 'probe',
             src: 'probeTarget',
-            input: ({ context }) => ({ prober: context.prober, target: context.target, timeoutMs: context.policy.timeoutMs }),
-            onDone: { target: 'resting', actions: { type: 'reportResult', params: ({ event }) => event.output } },
+            input: ({ context }) => ({ prober: context.prober, target: context.target, timeoutMs: probeTimeoutMs(context.policy, context.srttMs) }),
+            onDone: [
+              { guard: { type: 'isInconclusive', params: ({ event }) => event.output }, target: 'resting', actions: 'countInconclusive' },
+              { target: 'resting', actions: { type: 'reportResult', params: ({ event }) => event.output } }
+            ],
             onError: { target: 'resting', actions: { type: 'reportFailure', params: ({ event }) => `probe error: ${errorText(event.error)}` } }
           },
           after: {
-            probeDeadline: { target: 'resting', actions: { type: 'reportFailure', params: ({ context }) => `probe did not settle within ${probeDeadlineMs(context.policy)} ms` } }
+            probeDeadline: { target: 'resting', actions: { type: 'reportFailure', params: ({ context }) => `probe did not settle within ${probeDeadlineMs(context)} ms` } }
           }
         },
         resting: {
@@ -336,7 +358,7 @@ export const healthProberMachine = setup({
                   prober: context.prober,
                   target: (context.target as { peerId: PeerId }).peerId,
                   via: chooseHelpers(context.policy.indirect?.via() ?? [], (context.target as { peerId: PeerId }).peerId, context.policy.indirect?.k ?? 0, context.random),
-                  timeoutMs: context.policy.timeoutMs
+                  timeoutMs: probeTimeoutMs(context.policy, context.srttMs)
                 }),
                 onDone: [
                   { guard: { type: 'isRefuted', params: ({ event }) => event.output }, target: 'observing', actions: { type: 'recordRefutation', params: ({ event }) => event.output } },
@@ -371,12 +393,18 @@ export const healthProberMachine = setup({
   }
 })
 
+/** RFC 6298 §2: SRTT ← 7/8 SRTT + 1/8 R, starting at the first sample. */
+function smoothed (srttMs: number | undefined, sampleMs: number): number {
+  return srttMs === undefined ? sampleMs : srttMs + (sampleMs - srttMs) / 8
+}
+
 function counted (context: HealthProberContext, event: HealthProberEvent): Partial<HealthProberContext> {
   const failed = event.type === 'health.probe.failed'
   return {
     probes: context.probes + 1,
     failures: context.failures + (failed ? 1 : 0),
     lastLatencyMs: failed ? context.lastLatencyMs : (event as { latencyMs: number }).latencyMs,
+    srttMs: failed ? context.srttMs : smoothed(context.srttMs, (event as { latencyMs: number }).latencyMs),
     lastError: failed ? event.error : context.lastError
   }
 }

@@ -6,7 +6,8 @@ import type { Random } from '../runtime/ports.ts'
 import type { Heartbeat } from '../protocols/heartbeat-codec.ts'
 
 export interface HeartbeatInput {
-  intervalMs: number
+  /** The current period, asked afresh for each wait: it grows with the membership (membership.ts). */
+  intervalMs: () => number
   random: Random
   /** Builds the current heartbeat; the sequence number is filled in by the actor. */
   describe: () => Omit<Heartbeat, 'seq'>
@@ -27,7 +28,7 @@ export const heartbeatMachine = setup({
   },
   delays: {
     // ±10 % so nodes started together do not publish in lockstep.
-    heartbeatInterval: ({ context }) => Math.round(context.intervalMs * (0.9 + 0.2 * context.random.next()))
+    heartbeatInterval: ({ context }) => Math.round(context.intervalMs() * (0.9 + 0.2 * context.random.next()))
   },
   actions: {
     nextSeq: assign({ seq: ({ context }) => context.seq + 1 }),

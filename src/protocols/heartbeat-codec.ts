@@ -15,9 +15,18 @@ export interface Heartbeat {
   established: number
   /** The IP address DNS answers give for this node (GeoDNS, `bootstrap.<zone>`); absent when it has none. */
   address?: string
+  /**
+   * The sender's current period between heartbeats (it grows with the membership: membership.ts),
+   * so a receiver judges the sender stale against the sender's own cadence. Absent from senders
+   * that predate it; receivers then assume their own base interval.
+   */
+  intervalMs?: number
 }
 
 export const MAX_HEARTBEAT_BYTES = 1024
+/** Bounds on a heartbeat's advertised interval: 100 ms to an hour. */
+export const MIN_HEARTBEAT_INTERVAL_MS = 100
+export const MAX_HEARTBEAT_INTERVAL_MS = 3_600_000
 
 export class HeartbeatError extends Error {
   override name = 'HeartbeatError'
@@ -72,5 +81,9 @@ export function decodeHeartbeat (bytes: Uint8Array): Heartbeat {
     if (location.region !== undefined) heartbeat.location.region = text(location.region, 'location.region', 64)
   }
   if (record.address !== undefined) heartbeat.address = ipAddress(record.address, 'address')
+  if (record.intervalMs !== undefined) {
+    heartbeat.intervalMs = finite(record.intervalMs, 'intervalMs', MIN_HEARTBEAT_INTERVAL_MS, MAX_HEARTBEAT_INTERVAL_MS)
+    if (!Number.isInteger(heartbeat.intervalMs)) throw new HeartbeatError('intervalMs', 'must be a whole number of milliseconds')
+  }
   return heartbeat
 }

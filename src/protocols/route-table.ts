@@ -117,6 +117,8 @@ export class RouteTable {
   private readonly direct = new Map<string, number>()
   /** Origins whose relay paths are held down (setRelaysHeldDown). */
   private readonly relayBlocked = new Set<string>()
+  /** Origins whose direct path is used only when no relay path exists (setDirectDemoted). */
+  private readonly directDemoted = new Set<string>()
   /** pathTo's answers by origin (undefined: no path), until a mutation touches the origin. */
   private readonly paths = new Map<string, RoutePath | undefined>()
   private readonly neighbours = new Map<string, NeighbourReach>()
@@ -244,11 +246,14 @@ export class RouteTable {
     if (this.paths.has(origin)) return this.paths.get(origin)
     const direct = this.direct.get(origin)
     let best = direct === undefined ? undefined : directPath(origin, direct)
+    let relayed: RoutePath | undefined
     for (const relay of this.relayBlocked.has(origin) ? [] : this.relaysByOrigin.get(origin) ?? []) {
       const reach = this.neighbours.get(relay) as NeighbourReach
       const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
-      if (path !== undefined && (best === undefined || comparePaths(path, best) < 0)) best = path
+      if (path !== undefined && (relayed === undefined || comparePaths(path, relayed) < 0)) relayed = path
     }
+    // A demoted direct path (setDirectDemoted) yields to any relay path, however slower.
+    if (relayed !== undefined && (best === undefined || this.directDemoted.has(origin) || comparePaths(relayed, best) < 0)) best = relayed
     if (this.paths.size >= this.maxPrefixes * this.maxOriginsPerPrefix) this.paths.clear()
     this.paths.set(origin, best)
     return best
@@ -281,6 +286,27 @@ export class RouteTable {
       else this.relayBlocked.delete(origin)
     })
   }
+
+  /**
+   * Demote (or restore) the direct path to `origin`: while demoted, any relay path is preferred to
+   * it, whatever the costs; the direct path is still used when no relay path exists. Formation's
+   * rule (direct-fallback.ts) demotes an origin whose direct path keeps failing.
+   */
+  setDirectDemoted (origin: string, demoted: boolean): string[] {
+    if (demoted === this.directDemoted.has(origin)) return []
+    return this.pathChanges([origin], () => {
+      if (demoted) this.directDemoted.add(origin)
+      else this.directDemoted.delete(origin)
+    })
+  }
+
+  isDirectDemoted (origin: string): boolean { return this.directDemoted.has(origin) }
+
+  /** Whether `origin`'s relay paths are held down now (setRelaysHeldDown). */
+  isRelayHeldDown (origin: string): boolean { return this.relayBlocked.has(origin) }
+
+  /** Neighbours whose reach reports list `origin` (held down or not). */
+  relayCount (origin: string): number { return this.relaysByOrigin.get(origin)?.size ?? 0 }
 
   hasDirectReach (origin: string): boolean { return this.direct.has(origin) }
 

@@ -8,6 +8,7 @@ import { DEFAULT_DNS_PORT, DEFAULT_TTL_S, DEFAULT_ZONE } from '../protocols/dns-
 import { DEFAULT_MAX_ORIGINS } from '../protocols/nearest.ts'
 import { DISTANCE_STRATEGIES, type DistanceStrategy } from '../protocols/geo.ts'
 import { DEFAULT_ANYCAST_CIDR, DEFAULT_OVERLAY_CIDR, IpamConfigError, parseIpamConfig } from '../protocols/ipam.ts'
+import { defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
 import { ConfigError, FieldReader, describe, join } from './field-reader.ts'
 
 export { ConfigError }
@@ -151,6 +152,8 @@ export interface NodeConfig {
   proxies: ProxyConfig[]
   /** libp2p NAT traversal: circuit relay v2 client/server, AutoNAT, DCUtR (`relay` section; off by default). */
   relay: { client: boolean, server: boolean }
+  /** Formation's relay rule for origins (`directFallback`): failures in a window, then relayed for a hold-down. */
+  directFallback: DirectFallbackPolicy
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
@@ -436,7 +439,18 @@ export function defaultDnsAddress (listen: readonly string[]): string | undefine
   return undefined
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane', 'proxies', 'relay'] as const
+/** `directFallback`: { failures, windowMs, holdDownMs }, each optional (Formation's 3, 300 s; relayed 300 s). */
+function parseDirectFallback (fields: FieldReader, value: unknown): DirectFallbackPolicy {
+  const policy = { ...defaultDirectFallbackPolicy }
+  if (value === undefined) return policy
+  const raw = fields.object(value, 'directFallback', ['failures', 'windowMs', 'holdDownMs'])
+  if (raw.failures !== undefined) policy.failures = fields.number(raw.failures, 'directFallback.failures', 1, 100)
+  if (raw.windowMs !== undefined) policy.windowMs = fields.number(raw.windowMs, 'directFallback.windowMs', 0, 86_400_000)
+  if (raw.holdDownMs !== undefined) policy.holdDownMs = fields.number(raw.holdDownMs, 'directFallback.holdDownMs', 0, 86_400_000)
+  return policy
+}
+
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane', 'proxies', 'relay', 'directFallback'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -458,7 +472,8 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     state: parseState(fields, raw.state, 'state'),
     dataplane: defaultDataplaneConfig,
     proxies: [],
-    relay: { client: false, server: false }
+    relay: { client: false, server: false },
+    directFallback: parseDirectFallback(fields, raw.directFallback)
   }
   if (raw.demoServicePort !== undefined) config.demoServicePort = fields.number(raw.demoServicePort, 'demoServicePort', 0, 65535)
   config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })

@@ -9,6 +9,8 @@ import { prefixAnnouncerMachine, defaultPrefixAnnouncerPolicy } from '../actors/
 import type { SessionListener } from '../actors/peer-session.ts'
 import { decodeUpdate, encodeUpdate, packUpdates, signAnnouncement, verifyAnnouncement, type UpdateMessage } from '../protocols/announcement-codec.ts'
 import { RouteTable } from '../protocols/route-table.ts'
+import { connectionLoad, isOverloaded } from '../protocols/origin-load.ts'
+import { DirectFallback, defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
 import type { GeoLocation, ReachReport, RouteAttributes, RouteEntry, SignedAnnouncement } from '../protocols/routes.ts'
 import type { Verdict } from '../protocols/health-verdict.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisorDefaults } from './supervisor.ts'
@@ -51,6 +53,8 @@ export interface ControlPlaneConfig {
   /** Expiry sweep, RTT refresh and reach reports to neighbours run at this period. */
   refreshIntervalMs: number
   drainMs: number
+  /** Formation's relay rule (direct-fallback.ts); default 3 failures in 300 s, relayed for 300 s. */
+  directFallback?: DirectFallbackPolicy
 }
 
 export const defaultControlPlaneTiming = {
@@ -60,7 +64,30 @@ export const defaultControlPlaneTiming = {
   originProbe: { intervalMs: 500, timeoutMs: 300, rise: 2, fall: 2, jitter: 0.1 },
   announcementTtlMs: 15_000,
   refreshIntervalMs: 1000,
-  drainMs: 1000
+  drainMs: 1000,
+  directFallback: defaultDirectFallbackPolicy as DirectFallbackPolicy
+}
+
+/**
+ * The periodic reach report repeats an unchanged view only every this many refresh periods (10 s at
+ * the defaults). Sent every period it was a third of all session traffic at 1,000 nodes, and
+ * repeated what every neighbour already held: a report stands until the next one or until the
+ * session ends. Changes of verdict are still reported at once (triggered), and a periodic report
+ * goes out as soon as the view has moved (reachMoved).
+ */
+const REACH_REPEAT_PERIODS = 10
+/** A relative RTT change the periodic report passes on: the route choice's incumbent margin. */
+const REACH_RTT_MOVE = 0.1
+
+/** True when the origins reached differ from `sent`, or an RTT moved by more than REACH_RTT_MOVE. */
+function reachMoved (sent: ReadonlyMap<PeerId, number>, entries: ReachReport['entries']): boolean {
+  if (sent.size !== entries.length) return true
+  for (const entry of entries) {
+    const before = sent.get(entry.origin)
+    if (before === undefined) return true
+    if (Math.abs(entry.rttMs - before) > REACH_RTT_MOVE * Math.max(before, 1)) return true
+  }
+  return false
 }
 
 /** A route change at one node, for logs, metrics and the simulator's checkers. */
@@ -77,6 +104,10 @@ export interface ServiceHealthView {
   prefix: string
   verdict: Verdict
   adminDown: boolean
+  /** Announced load from proxied connections (setServiceConnections), 0..1. */
+  load: number
+  /** At its proxies' connection capacity: announced degraded while its checks pass. */
+  overloaded: boolean
   announcer: string
   lastLatencyMs: number | undefined
   lastError: string | undefined
@@ -89,6 +120,8 @@ export interface OriginHealthView {
   lastError: string | undefined
   /** Our own probes answer (healthy, or degraded only by slowness): a direct path exists. */
   direct: boolean
+  /** Held on relays by Formation's rule (repeated direct failures); the direct path is demoted. */
+  relayedByRule: boolean
 }
 
 /**
@@ -114,8 +147,13 @@ export class ControlPlane {
   readonly originsSupervisor: Supervisor
   private readonly chosen = new Map<string, string | undefined>()
   private readonly adminDown = new Set<string>()
+  /** Load of local services from their proxied connections, by service name. */
+  private readonly serviceLoad = new Map<string, { load: number, overloaded: boolean }>()
   private readonly routeListeners: Array<(change: RouteChange) => void> = []
-  private readonly counters: Record<'rejected' | 'applied' | 'routeChanges' | 'updatesSent', Counter>
+  private readonly counters: Record<'rejected' | 'applied' | 'routeChanges' | 'updatesSent' | 'directFallbacks', Counter>
+  private readonly fallback: DirectFallback
+  /** Origins held on their relays by Formation's rule: the timer that gives the direct path back. */
+  private readonly fallbackTimers = new Map<PeerId, unknown>()
   private lastSeq = 0
   private unsubscribe: (() => void) | undefined
   /** Updates the validator accepted, by payload, so delivery does not decode them again. */
@@ -139,8 +177,10 @@ export class ControlPlane {
       rejected: metrics.counter('route_announcements_rejected_total', 'Announcements dropped: bad signature, unknown origin key, malformed', ['reason']),
       applied: metrics.counter('route_announcements_applied_total', 'Announcements that changed the route table'),
       routeChanges: metrics.counter('route_changes_total', 'Times the chosen origin of a prefix changed'),
-      updatesSent: metrics.counter('session_updates_sent_total', 'UPDATE messages sent to neighbours')
+      updatesSent: metrics.counter('session_updates_sent_total', 'UPDATE messages sent to neighbours'),
+      directFallbacks: metrics.counter('route_direct_fallbacks_total', 'Origins sent to their relays after repeated direct-path failures')
     }
+    this.fallback = new DirectFallback(config.directFallback ?? defaultDirectFallbackPolicy)
   }
 
   /** Supervisor children to place under the node's root. */
@@ -236,6 +276,8 @@ export class ControlPlane {
     this.unsubscribeValidation = undefined
     for (const timer of this.relayHoldDowns.values()) this.components.clock.clearTimeout(timer as never)
     this.relayHoldDowns.clear()
+    for (const timer of this.fallbackTimers.values()) this.components.clock.clearTimeout(timer as never)
+    this.fallbackTimers.clear()
     this.components.overlay.setValidator(this.config.routesTopic, undefined)
     if (this.refreshTimer !== undefined) this.components.clock.clearTimeout(this.refreshTimer)
     this.refreshTimer = undefined
@@ -264,9 +306,41 @@ export class ControlPlane {
     if (config === undefined) return false
     if (down) this.adminDown.add(service); else this.adminDown.delete(service)
     this.components.logger.info(down ? 'service marked down by operator' : 'service marked up by operator', { service })
-    const verdict = down ? 'failed' : this.proberFor(`service:${service}`)?.getSnapshot().context.verdict ?? 'unknown'
+    const verdict = down ? 'failed' : this.effectiveVerdict(service, this.proberFor(`service:${service}`)?.getSnapshot().context.verdict ?? 'unknown')
     this.announcerFor(config.prefix)?.send({ type: verdictEvent(verdict) })
     return true
+  }
+
+  /**
+   * Proxied connections open to a local service (tcp-proxy.ts) and the proxies' capacity for it:
+   * the announced load becomes active ÷ capacity (origin-load.ts), re-announced at once when its
+   * step changes; at capacity the service is announced degraded while its checks pass, so other
+   * nodes send new traffic to healthy origins first. False for a service not served here.
+   */
+  setServiceConnections (service: string, active: number, capacity: number | undefined): boolean {
+    const config = this.config.services.find((candidate) => candidate.name === service)
+    if (config === undefined) return false
+    const before = this.serviceLoad.get(service) ?? { load: 0, overloaded: false }
+    const after = { load: connectionLoad(active, capacity), overloaded: isOverloaded(active, capacity) }
+    if (before.load === after.load && before.overloaded === after.overloaded) return true
+    this.serviceLoad.set(service, after)
+    if (before.overloaded !== after.overloaded) {
+      this.components.logger.info(after.overloaded ? 'service at its connection capacity: announced degraded' : 'service below its connection capacity again', { service, active, capacity })
+      if (!this.adminDown.has(service)) {
+        const verdict = this.proberFor(`service:${service}`)?.getSnapshot().context.verdict ?? 'unknown'
+        this.announcerFor(config.prefix)?.send({ type: verdictEvent(this.effectiveVerdict(service, verdict)) })
+      }
+      return true
+    }
+    // Same health, new load: re-sign what is announced now with it.
+    const announced = this.announcerFor(config.prefix)?.getSnapshot().context.announced
+    if (announced !== undefined) this.originate(config, announced, false)
+    return true
+  }
+
+  /** A passing check of an overloaded service counts as degraded. */
+  private effectiveVerdict (service: string, verdict: Verdict): Verdict {
+    return verdict === 'healthy' && this.serviceLoad.get(service)?.overloaded === true ? 'degraded' : verdict
   }
 
   /** De-prefer, then withdraw every local prefix; resolves when all are drained or after a bound. */
@@ -297,6 +371,8 @@ export class ControlPlane {
         prefix: service.prefix,
         verdict: this.adminDown.has(service.name) ? 'failed' : prober?.verdict ?? 'unknown',
         adminDown: this.adminDown.has(service.name),
+        load: this.serviceLoad.get(service.name)?.load ?? 0,
+        overloaded: this.serviceLoad.get(service.name)?.overloaded ?? false,
         announcer: announcer === undefined ? 'stopped' : JSON.stringify(announcer.value),
         lastLatencyMs: prober?.lastLatencyMs,
         lastError: prober?.lastError
@@ -314,7 +390,8 @@ export class ControlPlane {
         verdict: context.verdict,
         rttMs: context.lastLatencyMs,
         lastError: context.lastError,
-        direct: directlyReachable(context.verdict, context.consecutiveFail)
+        direct: directlyReachable(context.verdict, context.consecutiveFail),
+        relayedByRule: this.table.isDirectDemoted(child.id.slice('origin-probe:'.length))
       }]
     })
   }
@@ -358,7 +435,7 @@ export class ControlPlane {
 
   private serviceProberSpec (service: ServiceConfig): ChildSpec {
     return this.proberSpec(`service:${service.name}`, 'services', service.check, this.config.serviceProbe, (verdict) => {
-      if (!this.adminDown.has(service.name)) this.announcerFor(service.prefix)?.send({ type: verdictEvent(verdict) })
+      if (!this.adminDown.has(service.name)) this.announcerFor(service.prefix)?.send({ type: verdictEvent(this.effectiveVerdict(service.name, verdict)) })
     })
   }
 
@@ -387,6 +464,9 @@ export class ControlPlane {
       return
     }
     this.heldLocal.delete(service.prefix)
+    // The announcer knows health and preference; the load comes from the proxies.
+    const load = this.serviceLoad.get(service.name)?.load
+    if (attributes !== undefined && load !== undefined) attributes = { ...attributes, load }
     this.lastSeq = nextSequence(this.lastSeq, clock.now())
     const signed = signAnnouncement({
       prefix: service.prefix,
@@ -439,12 +519,14 @@ export class ControlPlane {
     if (update === undefined) return
     const now = this.components.clock.now()
     const changed = new Set<string>()
+    let accepted = false
     for (const signed of update.announcements) {
       if (signed.announcement.origin === this.components.signer.nodeId) continue
       // Gossip was verified by the validator; session updates are verified here.
       if (neighbour !== undefined && !this.verified(signed, neighbour)) continue
       if (!this.originAllowed(signed)) continue
       const result = this.table.applyAnnouncement(signed, now)
+      accepted ||= result.accepted
       if (result.changedPrefix !== undefined) { changed.add(result.changedPrefix); this.counters.applied.inc() }
     }
     if (update.reach !== undefined && neighbour !== undefined) {
@@ -452,7 +534,9 @@ export class ControlPlane {
       for (const prefix of this.table.applyReachReport(neighbour, rtt, update.reach)) changed.add(prefix)
     }
     this.routesChanged([...changed])
-    this.syncOriginProbers()
+    // Only an accepted announcement can bring a new origin (expiry is the refresh's to handle): a
+    // reach report or a duplicate leaves the set of origins to probe as it was.
+    if (accepted) this.syncOriginProbers()
   }
 
   // ---- origins: reachability and RTT ----------------------------------------------------------
@@ -464,7 +548,12 @@ export class ControlPlane {
     wanted.delete(this.components.signer.nodeId)
     for (const child of this.originsSupervisor.children()) {
       const origin = child.id.slice('origin-probe:'.length)
-      if (!wanted.has(origin)) { this.originsSupervisor.stopChild(child.id); this.routesChanged(this.table.setDirectReach(origin, undefined)) }
+      if (!wanted.has(origin)) {
+        this.originsSupervisor.stopChild(child.id)
+        this.routesChanged(this.table.setDirectReach(origin, undefined))
+        this.endFallback(origin)
+        this.fallback.forget(origin)
+      }
       wanted.delete(origin)
     }
     for (const origin of wanted) this.originsSupervisor.startChild(this.originProberSpec(origin))
@@ -475,9 +564,15 @@ export class ControlPlane {
     return this.proberSpec(`origin-probe:${origin}`, 'origins', { kind: 'peer', peerId: origin }, { ...this.config.originProbe, indirect: { k: 2, via: helpers } }, (verdict, detail) => {
       const rtt = directlyReachable(verdict, detail.consecutiveFail) ? detail.lastLatencyMs ?? 0 : undefined
       const hadDirect = this.table.hasDirectReach(origin)
+      // Demoted by Formation's rule, the direct path carried nothing: losing it moves no route, so
+      // there is no stale relay report to guard against.
+      const wasDemoted = this.table.isDirectDemoted(origin)
       this.routesChanged(this.table.setDirectReach(origin, rtt))
       if (rtt !== undefined) this.holdDownRelays(origin, false)
-      else if (hadDirect) this.holdDownRelays(origin, true)
+      else if (hadDirect) {
+        if (!wasDemoted) this.holdDownRelays(origin, true)
+        this.directFailed(origin)
+      }
       // A triggered report: neighbours relaying through us learn at once, not at the next refresh.
       // The prober's snapshot still shows the old verdict while it notifies, so this one is given.
       this.sendReachReport(this.establishedPeers(), { origin, rttMs: rtt })
@@ -504,6 +599,34 @@ export class ControlPlane {
     }, 2 * this.config.refreshIntervalMs))
   }
 
+  /**
+   * Formation's rule: the direct path to `origin` was lost; the `failures`-th loss within the
+   * window demotes it below any relay path for the hold-down (the route table still falls back to
+   * it when no relay reaches the origin).
+   */
+  private directFailed (origin: PeerId): void {
+    const { clock, logger } = this.components
+    const untilMs = this.fallback.recordFailure(origin, clock.now())
+    if (untilMs === undefined) return
+    const { failures, windowMs, holdDownMs } = this.fallback.policy
+    logger.info('direct path keeps failing: using relays for this origin', { origin, failures, windowMs, holdDownMs })
+    this.counters.directFallbacks.inc()
+    this.routesChanged(this.table.setDirectDemoted(origin, true))
+    const pending = this.fallbackTimers.get(origin)
+    if (pending !== undefined) clock.clearTimeout(pending as never)
+    this.fallbackTimers.set(origin, clock.setTimeout(() => {
+      this.fallbackTimers.delete(origin)
+      if (this.running) this.routesChanged(this.table.setDirectDemoted(origin, false))
+    }, untilMs - clock.now()))
+  }
+
+  private endFallback (origin: PeerId): void {
+    const pending = this.fallbackTimers.get(origin)
+    if (pending !== undefined) this.components.clock.clearTimeout(pending as never)
+    this.fallbackTimers.delete(origin)
+    this.routesChanged(this.table.setDirectDemoted(origin, false))
+  }
+
   /** Periodic: expire silent origins, refresh measured RTTs, tell neighbours what we reach. */
   private refresh (): void {
     const now = this.components.clock.now()
@@ -518,7 +641,7 @@ export class ControlPlane {
     }
     this.routesChanged([...changed])
     this.syncOriginProbers()
-    this.sendReachReport(peers)
+    this.sendReachReport(peers, undefined, true)
   }
 
   /**
@@ -527,9 +650,12 @@ export class ControlPlane {
    * neighbour would keep relaying through us to an origin we lost (and two such neighbours would
    * loop). Nothing is sent while there is nothing to say and nothing to take back.
    */
-  private sendReachReport (peers: ReadonlyArray<{ peerId: PeerId }>, changed?: { origin: PeerId, rttMs: number | undefined }): void {
+  private sendReachReport (peers: ReadonlyArray<{ peerId: PeerId }>, changed?: { origin: PeerId, rttMs: number | undefined }, periodic = false): void {
     const entries = this.reachEntries(changed)
     if (entries.length === 0 && !this.reachReported) return
+    if (periodic && ++this.reachPeriodsQuiet < REACH_REPEAT_PERIODS && !reachMoved(this.reachSent, entries)) return
+    this.reachPeriodsQuiet = 0
+    this.reachSent = new Map(entries.map((entry) => [entry.origin, entry.rttMs]))
     this.reachReported = entries.length > 0
     const payload = encodeUpdate({ announcements: [], reach: this.reachReport(entries) })
     for (const peer of peers) { this.sendToPeer(peer.peerId, payload); this.counters.updatesSent.inc() }
@@ -546,6 +672,10 @@ export class ControlPlane {
   private reachSeq = 0
   /** The last reach report sent was not empty. */
   private reachReported = false
+  /** The origins and RTTs of the last reach report sent. */
+  private reachSent = new Map<PeerId, number>()
+  /** Refresh periods since a reach report last went out. */
+  private reachPeriodsQuiet = 0
   private reachReport (entries = this.reachEntries()): ReachReport {
     return { from: this.components.signer.nodeId, seq: ++this.reachSeq, entries }
   }

@@ -134,6 +134,7 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
     ...defaultNodeTiming,
     services: config.services,
     serviceProbe: { ...defaultNodeTiming.serviceProbe, ...config.probe },
+    directFallback: config.directFallback,
     ...(location === undefined ? {} : { location }),
     ...(dnsConfig?.address === undefined ? {} : { address: dnsConfig.address }),
     ...(store === undefined
@@ -247,8 +248,22 @@ async function startProxies (config: NodeConfig, configPath: string, host: NodeH
     if (origin === host.peerId) return '127.0.0.1'
     return host.leases?.leases().find((lease) => lease.kind === 'unicast' && lease.live && lease.holder === origin)?.address
   }
+  // Connections the proxies hold open to this node's own services, per proxy and service: their sum
+  // against the smallest configured capacity is the load announced for the service.
+  const ownActive = new Map<string, Map<number, number>>()
+  const capacity = (service: string): number | undefined => {
+    const limits = [...ownActive.get(service)?.keys() ?? []].map((index) => config.proxies[index]!.maxConnectionsPerOrigin).filter((limit) => limit !== undefined)
+    return limits.length === 0 ? undefined : Math.min(...limits)
+  }
   for (const [index, proxyConfig] of config.proxies.entries()) {
-    const proxy = new TcpProxy({ routes: () => host.controlPlane.routes(), addressOf, logger: logger.child({ component: 'proxy', service: proxyConfig.service }), metrics }, proxyConfig)
+    const onActiveChange = ({ service, origin, active }: { service: string, origin: string, active: number }): void => {
+      if (origin !== host.peerId) return
+      let byProxy = ownActive.get(service)
+      if (byProxy === undefined) ownActive.set(service, byProxy = new Map())
+      byProxy.set(index, active)
+      host.controlPlane.setServiceConnections(service, [...byProxy.values()].reduce((sum, value) => sum + value, 0), capacity(service))
+    }
+    const proxy = new TcpProxy({ routes: () => host.controlPlane.routes(), addressOf, logger: logger.child({ component: 'proxy', service: proxyConfig.service }), metrics, onActiveChange }, proxyConfig)
     try { await proxy.start() } catch (error) {
       if (error instanceof TcpProxyError) throw new ConfigError(configPath, `proxies[${index}].port`, error.message)
       throw error

@@ -6,12 +6,14 @@ import { peerSessionMachine, sessionStateName, type PeerSessionConfig } from '..
 import { heartbeatMachine } from '../actors/heartbeat.ts'
 import { NotificationCode, SESSION_PROTOCOL, encode as encodeSessionFrame } from '../protocols/session-codec.ts'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../protocols/heartbeat-codec.ts'
+import { memberStaleAfterMs, scaledHeartbeatIntervalMs } from '../protocols/membership.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisionTree } from './supervisor.ts'
 import { xstateInspector, type InspectionBus } from './inspection.ts'
 import type { Clock, Logger, Metrics, Overlay, OverlayMessage, PeerId, Prober, Random, Signer, Store, Unsubscribe, Counter, Verifier } from './ports.ts'
 import { StateReplicator } from './state-replicator.ts'
 import { DEFAULT_LEASE_MS, LeaseManager } from './lease-manager.ts'
 import { parseIpamConfig, type IpamConfig, type IpamConfigInput } from '../protocols/ipam.ts'
+import type { DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
 import { planServiceRegistration, type ServiceRecord } from '../protocols/service-registry.ts'
 import type { NodeLocation, ServiceConfig } from './config.ts'
 import { ControlPlane, defaultControlPlaneTiming, type OriginValidation } from './control-plane.ts'
@@ -38,8 +40,14 @@ export interface NodeHostConfig {
   networkId: string
   location?: NodeLocation
   session: PeerSessionConfig
+  /** Period between heartbeats while the membership is small; it grows past heartbeatBudgetPerSec. */
   heartbeatIntervalMs: number
-  /** A member is listed as stale when no heartbeat arrived for this long. */
+  /** Most heartbeats a node should receive per second from all members together (membership.ts). */
+  heartbeatBudgetPerSec: number
+  /**
+   * A member is listed as stale when no heartbeat arrived for this long, stretched in proportion
+   * when the member beats less often than heartbeatIntervalMs.
+   */
   memberStaleMs: number
   /** Peers to hold sessions with from the start (bootstrap peers); others are added as they connect. */
   neighbours: PeerId[]
@@ -55,6 +63,8 @@ export interface NodeHostConfig {
   announcementTtlMs: number
   refreshIntervalMs: number
   drainMs: number
+  /** Formation's relay rule (src/protocols/direct-fallback.ts); default 3 failures in 300 s, 300 s relayed. */
+  directFallback?: DirectFallbackPolicy
   /** The IP address DNS answers give for this node, sent in heartbeats (GeoDNS). */
   address?: string
   /** Replicated state (state-replicator.ts), IP leases and origin validation: off unless given. */
@@ -65,7 +75,7 @@ export const DEFAULT_MAX_SESSIONS = 32
 /** RFC 4486 §4: Cease subcode "Connection Rejected". */
 export const CEASE_CONNECTION_REJECTED = 5
 
-export const defaultNodeTiming = { heartbeatIntervalMs: 1000, memberStaleMs: 5000, ...defaultControlPlaneTiming }
+export const defaultNodeTiming = { heartbeatIntervalMs: 1000, heartbeatBudgetPerSec: 20, memberStaleMs: 5000, ...defaultControlPlaneTiming }
 
 export interface PeerSummary {
   peerId: PeerId
@@ -191,6 +201,7 @@ export class NodeHost {
         announcementTtlMs: config.announcementTtlMs,
         refreshIntervalMs: config.refreshIntervalMs,
         drainMs: config.drainMs,
+        ...(config.directFallback === undefined ? {} : { directFallback: config.directFallback }),
         ...(config.location === undefined ? {} : { location: { lat: config.location.lat, lon: config.location.lon, ...(config.location.region === undefined ? {} : { region: config.location.region }) } })
       },
       defaults,
@@ -304,7 +315,7 @@ export class NodeHost {
           ...ctx.actorOptions,
           inspect: xstateInspector(this.components.inspector, ctx.clock, { node: this.config.name, systemId: ctx.id, actor: ctx.kind, parent: 'root' }),
           input: {
-            intervalMs: this.config.heartbeatIntervalMs,
+            intervalMs: () => this.heartbeatIntervalMs(),
             random: ctx.random,
             describe: () => this.describeSelf(),
             publish: async (heartbeat) => { await this.components.overlay.publish(topicName(this.config.networkId, 'health'), encodeHeartbeat(heartbeat)) }
@@ -314,8 +325,13 @@ export class NodeHost {
     }
   }
 
+  /** This node's heartbeat period for the membership it knows of (itself included). */
+  private heartbeatIntervalMs (): number {
+    return scaledHeartbeatIntervalMs(this.config.heartbeatIntervalMs, this.members.size + 1, this.config.heartbeatBudgetPerSec)
+  }
+
   private describeSelf (): Omit<Heartbeat, 'seq'> {
-    const heartbeat: Omit<Heartbeat, 'seq'> = { name: this.config.name, incarnation: this.incarnation, established: this.establishedPeers().length }
+    const heartbeat: Omit<Heartbeat, 'seq'> = { name: this.config.name, incarnation: this.incarnation, established: this.establishedPeers().length, intervalMs: this.heartbeatIntervalMs() }
     if (this.config.location !== undefined) {
       heartbeat.location = { lat: this.config.location.lat, lon: this.config.location.lon }
       if (this.config.location.region !== undefined) heartbeat.location.region = this.config.location.region
@@ -473,7 +489,7 @@ export class NodeHost {
         name: member.heartbeat.name,
         lastSeenMs: member.lastSeenMs,
         ageMs: now - member.lastSeenMs,
-        stale: now - member.lastSeenMs > this.config.memberStaleMs,
+        stale: now - member.lastSeenMs > memberStaleAfterMs(this.config.memberStaleMs, this.config.heartbeatIntervalMs, member.heartbeat.intervalMs),
         established: member.heartbeat.established,
         heartbeats: member.count
       }

@@ -191,6 +191,12 @@ export interface ProbeResult {
   /** Round trip or connect time; meaningful when ok. */
   latencyMs: number
   error?: string
+  /**
+   * Not ok, but no evidence against the target either: the probe could not be sent because the
+   * way to the target was still being set up (a probe stream opening). Probers skip it; a setup
+   * that fails fails the probe waiting on it.
+   */
+  inconclusive?: boolean
 }
 
 /** Health checks. Real: sockets and HTTP; simulated: the world's service table and network. */

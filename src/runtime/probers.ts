@@ -81,16 +81,18 @@ export function createPeerProbes (components: { overlay: Overlay, clock: Clock, 
   }
 
   /** One request, one answer on the peer's probe stream; the answer bounded by timeoutMs on the given clock. */
-  const exchange = async (peer: PeerId, request: ProbeFrame, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: ProbeFrame, elapsedMs: number } | { error: string }> => {
-    // The stream may take longer than one probe to open: this probe then fails, the opening goes
-    // on, and the next probe finds the stream ready.
+  const exchange = async (peer: PeerId, request: ProbeFrame, timeoutMs: number, signal?: AbortSignal): Promise<{ reply: ProbeFrame, elapsedMs: number } | { error: string, inconclusive?: true }> => {
+    // The stream may take longer than one probe to open (a far peer: dial and negotiation cost
+    // round trips): this probe is then inconclusive, not failed, the opening goes on, and the next
+    // probe finds the stream ready. An opening that fails fails the probe waiting on it.
     let channel: ProbeChannel
     const openTimer = new AbortController()
     const openTimeout = clock.setTimeout(() => openTimer.abort(), timeoutMs)
     try {
       channel = await channelTo(peer, signal === undefined ? openTimer.signal : AbortSignal.any([signal, openTimer.signal]))
     } catch (error) {
-      return { error: openTimer.signal.aborted && signal?.aborted !== true ? `timeout after ${timeoutMs} ms (opening the probe stream)` : (error as Error).message }
+      if (openTimer.signal.aborted && signal?.aborted !== true) return { error: `the probe stream was still opening after ${timeoutMs} ms`, inconclusive: true }
+      return { error: (error as Error).message }
     } finally {
       clock.clearTimeout(openTimeout)
     }
@@ -118,7 +120,7 @@ export function createPeerProbes (components: { overlay: Overlay, clock: Clock, 
 
   const probePeer = async (peer: PeerId, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> => {
     const outcome = await exchange(peer, { type: 'ping', nonce: random.nextUint32() }, timeoutMs, signal)
-    if ('error' in outcome) return failure(outcome.error)
+    if ('error' in outcome) return outcome.inconclusive === true ? { ...failure(outcome.error), inconclusive: true } : failure(outcome.error)
     return outcome.reply.type === 'pong' ? { ok: true, latencyMs: outcome.elapsedMs } : failure(`unexpected ${outcome.reply.type}`)
   }
 

@@ -14,8 +14,9 @@
 // - crash(id): the node stops at once; peers notice only through that timeout. stop(): graceful;
 //   peers get their streams closed and peer.disconnected one latency later.
 // - NAT (setNat): a node behind NAT dials out but cannot be dialled; a dial to it gets no answer
-//   (connectTimeoutMs). Connections it made carry traffic both ways, as a NAT mapping does. No hole
-//   punching: two NATed nodes never connect directly, and reach each other only through relays.
+//   (connectTimeoutMs). Connections it made carry traffic both ways, as a NAT mapping does. Without
+//   `holePunch` two NATed nodes never connect directly, and reach each other only through relays;
+//   with it, a dial to a NATed node goes through a relay and is upgraded as DCUtR does (sim-nat.ts).
 // - Link faults (addLinkFault): extra delay, extra jitter, loss and reordering on the links from one
 //   node set to another, for a while. Loss drops lossy gossip RPCs only (streams are reliable, as
 //   TCP is); reordering delays some gossip RPCs past later ones (stream frames stay FIFO).
@@ -30,6 +31,10 @@ import {
 } from './sim-overlay.ts'
 import { openSimStream, type SimStream } from './sim-stream.ts'
 import { NodeClock } from './sim-node-clock.ts'
+import {
+  chooseRelay, emptyHolePunchStats, isPunchable, pairKey, resolveHolePunch,
+  type HolePunchOptions, type HolePunchStats, type NatType, type ResolvedHolePunch
+} from './sim-nat.ts'
 
 export interface SimNetworkOptions {
   /** Usually a VirtualClock; the network only schedules through the Clock port. */
@@ -50,6 +55,8 @@ export interface SimNetworkOptions {
   /** Frames buffered on a stream with no onFrame handler, or in flight from one end, before it is aborted. Default 1,024. */
   maxBufferedFrames?: number
   gossip?: Partial<GossipOptions>
+  /** NAT traversal (sim-nat.ts): NAT types drawn per node, dials to NATed nodes punched through a relay. Default off. */
+  holePunch?: HolePunchOptions
   /** Called for every delivery, loss and connection change, in simulation order. */
   trace?: (event: SimTraceEvent) => void
 }
@@ -95,6 +102,8 @@ export class SimNode {
   readonly stats: OverlayStats = { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 }
   /** Behind NAT: can dial out, cannot be dialled. */
   natted = false
+  /** Behind NAT: which kind (sim-nat.ts); drawn from the seed when hole punching is on. */
+  natType: NatType = 'endpoint-independent'
   hooks!: SimNodeHooks
 
   constructor (readonly id: PeerId, readonly random: Random, readonly clock: NodeClock) {}
@@ -238,6 +247,10 @@ export class SimNetwork {
   private readonly linkLoss = new Map<string, number>()
   private nextConnectionId = 1
   private messageKeys = 0
+  private readonly holePunch: ResolvedHolePunch | undefined
+  private readonly punchStats = emptyHolePunchStats()
+  /** Pairs (pairKey) whose punch failed every attempt: they stay relayed until one side restarts. */
+  private readonly unpunchable = new Set<string>()
 
   constructor (options: SimNetworkOptions) {
     this.clock = options.clock
@@ -258,6 +271,7 @@ export class SimNetwork {
     if (!Number.isSafeInteger(this.maxBufferedFrames) || this.maxBufferedFrames < 1) throw new RangeError('maxBufferedFrames must be an integer >= 1')
     this.gossip = resolveGossipOptions(options.gossip)
     this.trace = options.trace
+    this.holePunch = options.holePunch === undefined ? undefined : resolveHolePunch(options.holePunch)
   }
 
   // ---- nodes -----------------------------------------------------------------------------------
@@ -350,6 +364,7 @@ export class SimNetwork {
     node.connections.clear()
     for (const connection of stale) connection.release(node)
     node.pendingDials.clear()
+    for (const key of [...this.unpunchable]) if (key.split('\n').includes(nodeId)) this.unpunchable.delete(key)
     for (const connection of stale) this.refresh(connection)
     Object.assign(node.stats, { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 })
     node.hooks.reset()
@@ -394,9 +409,42 @@ export class SimNetwork {
     this.refreshAll()
   }
 
-  /** Put a node behind NAT (or take it out): from now on dials to it get no answer. */
-  setNat (nodeId: PeerId, natted: boolean): void {
-    this.requireNode(nodeId).natted = natted
+  /**
+   * Put a node behind NAT (or take it out): from now on dials to it get no answer, or, with
+   * holePunch, go through a relay. Its NAT type is `type`, else drawn from its own fork of the seed.
+   */
+  setNat (nodeId: PeerId, natted: boolean, type?: NatType): void {
+    const node = this.requireNode(nodeId)
+    node.natted = natted
+    if (type !== undefined) node.natType = type
+    else if (natted && this.holePunch !== undefined) {
+      node.natType = this.random.fork(`nat:${nodeId}`).next() < this.holePunch.symmetricShare ? 'symmetric' : 'endpoint-independent'
+    }
+  }
+
+  natType (nodeId: PeerId): NatType | undefined {
+    const node = this.requireNode(nodeId)
+    return node.natted ? node.natType : undefined
+  }
+
+  /**
+   * Whether `from` can have a direct connection to `to` as things stand (NAT only; partitions
+   * aside): to a public node always; to a NATed one when already connected, by reversal from a
+   * public node, or by a punch between two NATs that are punchable and have not failed every
+   * attempt. Without holePunch, a NATed node is reached directly only over a connection it made.
+   */
+  canConnectDirectly (from: PeerId, to: PeerId): boolean {
+    const a = this.requireNode(from)
+    const b = this.requireNode(to)
+    if (!b.natted || a.connections.has(to)) return true
+    if (this.holePunch === undefined) return false
+    if (!a.natted) return true
+    return isPunchable(a.natType, b.natType) && !this.unpunchable.has(pairKey(from, to))
+  }
+
+  /** What NAT traversal has done so far (all zero without holePunch). */
+  holePunchStats (): HolePunchStats {
+    return { ...this.punchStats, failedPairs: this.unpunchable.size }
   }
 
   isNatted (nodeId: PeerId): boolean {
@@ -589,13 +637,63 @@ export class SimNetwork {
       node.clock.setTimeout(() => {
         if (node.runEpoch !== runEpoch) return finish(new DialError(peer, 'stopped', `${node.id} stopped while dialling`))
         if (node.connections.has(peer)) return finish()
-        // Behind NAT, the inbound handshake is dropped like a partition drops it: no answer.
+        // Behind NAT, the inbound handshake is dropped like a partition drops it: no answer, unless
+        // a relay carries a hole punch.
+        if (target.natted && this.holePunch !== undefined && target.state === 'started') return this.punch(node, target, runEpoch, finish, timeOut)
         if (target.state === 'crashed' || target.natted || !this.isLinkUp(node, target) || !this.isLinkUp(target, node)) return timeOut()
         if (target.state !== 'started') return finish(new DialError(peer, 'refused', `${peer} is not running`))
         this.establish(node, target)
         finish()
       }, rttMs)
     })
+  }
+
+  /**
+   * A dial that met a NATed target (sim-nat.ts): through the target's best relay, connection
+   * reversal for a public dialer, else up to `attempts` synchronised connects, each a relayed
+   * round trip plus a direct one. The pair must still be up at the end of each step.
+   */
+  private punch (node: SimNode, target: SimNode, runEpoch: number, finish: (error?: Error) => void, timeOut: () => void): void {
+    const options = this.holePunch as ResolvedHolePunch
+    const key = pairKey(node.id, target.id)
+    const relayId = this.unpunchable.has(key)
+      ? undefined
+      : chooseRelay(node.id, target.id, target.connections.keys(), (id) => {
+        const relay = this.nodes.get(id)
+        return relay !== undefined && relay.state === 'started' && !relay.natted && target.connections.get(id)!.heldBy(relay) &&
+          this.isLinkUp(node, relay) && this.isLinkUp(relay, node) && this.isLinkUp(relay, target) && this.isLinkUp(target, relay)
+      }, (from, to) => this.latency(this.requireNode(from), this.requireNode(to)))
+    if (relayId === undefined) {
+      if (!this.unpunchable.has(key)) this.punchStats.noRelay++
+      timeOut()
+      return
+    }
+    const relay = this.requireNode(relayId)
+    const stepMs = this.latency(node, relay) + this.latency(relay, target) + this.latency(target, relay) + this.latency(relay, node) +
+      this.latency(node, target) + this.latency(target, node)
+    const stillUp = (): boolean => target.state === 'started' && this.isLinkUp(node, target) && this.isLinkUp(target, node)
+    const attempt = (made: number): void => {
+      node.clock.setTimeout(() => {
+        if (node.runEpoch !== runEpoch) return finish(new DialError(target.id, 'stopped', `${node.id} stopped while dialling`))
+        if (node.connections.has(target.id)) return finish()
+        if (!stillUp()) return timeOut()
+        if (!node.natted) {
+          this.punchStats.reversals++
+          this.establish(target, node)
+          return finish()
+        }
+        this.punchStats.attempts++
+        if (isPunchable(node.natType, target.natType) && node.random.next() < options.punchSuccess) {
+          this.punchStats.punched++
+          this.establish(node, target)
+          return finish()
+        }
+        if (made + 1 < options.attempts) return attempt(made + 1)
+        this.unpunchable.add(key)
+        finish(new DialError(target.id, 'unreachable', `hole punch through ${relay.id} failed ${options.attempts} times`))
+      }, stepMs)
+    }
+    attempt(0)
   }
 
   /** Connect two started nodes at once, skipping the handshake (for building topologies); one must accept inbound connections. */

@@ -20,6 +20,11 @@ export interface TcpProxyComponents {
   addressOf: (origin: string) => string | undefined
   logger: Logger
   metrics: Metrics
+  /**
+   * Told whenever the connections open to one (service, origin) change: the node feeds those to
+   * its own origin into the load it announces (ControlPlane.setServiceConnections).
+   */
+  onActiveChange?: (change: { service: string, origin: string, active: number }) => void
 }
 
 export interface TcpProxyConfig {
@@ -52,6 +57,8 @@ export class TcpProxy {
   private server: Server | undefined
   private readonly sockets = new Set<Socket>()
   private readonly counts = new Map<string, OriginConnections>()
+  /** Open connections by service and origin (`<service>\n<origin>`); with `names` one proxy serves several services. */
+  private readonly perService = new Map<string, number>()
   private readonly metrics: { connections: Counter, failures: Counter, active: Gauge }
 
   constructor (private readonly components: TcpProxyComponents, private readonly config: TcpProxyConfig) {
@@ -98,10 +105,10 @@ export class TcpProxy {
     client.on('error', () => undefined)
     client.once('close', () => this.sockets.delete(client))
     const names = this.config.names
-    if (names === undefined) { void this.forward(client, this.order(this.config.service, this.config.prefix), undefined); return }
+    if (names === undefined) { void this.forward(client, this.config.service, this.order(this.config.service, this.config.prefix), undefined); return }
     void this.peek(client).then(({ name, head }) => {
       const service = name === undefined ? this.config.service : names[name] ?? this.config.service
-      void this.forward(client, this.order(service, undefined), head)
+      void this.forward(client, service, this.order(service, undefined), head)
     })
   }
 
@@ -136,7 +143,7 @@ export class TcpProxy {
     })
   }
 
-  private async forward (client: Socket, order: string[], head: Buffer | undefined): Promise<void> {
+  private async forward (client: Socket, service: string, order: string[], head: Buffer | undefined): Promise<void> {
     for (const origin of order) {
       if (client.destroyed) return
       const address = this.components.addressOf(origin)
@@ -148,7 +155,7 @@ export class TcpProxy {
         continue
       }
       if (head !== undefined && head.length > 0) upstream.write(head)
-      this.splice(client, upstream, origin)
+      this.splice(client, upstream, service, origin)
       return
     }
     this.components.logger.warn('proxy: no origin accepted the connection', { service: this.config.service, tried: order.length })
@@ -164,11 +171,23 @@ export class TcpProxy {
     })
   }
 
-  private splice (client: Socket, upstream: Socket, origin: string): void {
+  /** Open connections of `service` to `origin`, changed by `delta`, reported to onActiveChange. */
+  private changeActive (service: string, origin: string, delta: number): void {
+    const key = `${service}\n${origin}`
+    const active = (this.perService.get(key) ?? 0) + delta
+    if (active === 0) this.perService.delete(key)
+    else this.perService.set(key, active)
+    try { this.components.onActiveChange?.({ service, origin, active }) } catch (error) {
+      this.components.logger.warn('proxy: load listener failed', { service, origin, error: (error as Error).message })
+    }
+  }
+
+  private splice (client: Socket, upstream: Socket, service: string, origin: string): void {
     this.sockets.add(upstream)
     const count = this.count(origin)
     count.active++
     count.total++
+    this.changeActive(service, origin, 1)
     this.metrics.connections.inc({ service: this.config.service, origin })
     this.metrics.active.set(count.active, { service: this.config.service, origin })
     upstream.on('error', () => undefined)
@@ -177,6 +196,7 @@ export class TcpProxy {
       if (closed) return
       closed = true
       count.active--
+      this.changeActive(service, origin, -1)
       this.metrics.active.set(count.active, { service: this.config.service, origin })
       this.sockets.delete(upstream)
       client.destroy()

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { createActor, type Actor } from 'xstate'
 import {
   checkHealthProberPolicy, chooseHelpers, defaultHealthProberPolicy, healthProberMachine, healthStateName,
-  HealthProberPolicyError, type HealthProberPolicy, type HealthVerdictDetail
+  HealthProberPolicyError, probeTimeoutMs, type HealthProberPolicy, type HealthVerdictDetail
 } from '../../src/actors/health-prober.ts'
 import type { Verdict } from '../../src/protocols/health-verdict.ts'
 import { VirtualClock } from '../../src/runtime/clock.ts'
@@ -15,13 +15,15 @@ type HealthProber = Actor<typeof healthProberMachine>
 /** How the scripted world answers a probe started at time t. */
 interface Script {
   /** Direct probe of the target started at t: an answer after some latency, or 'refused' / 'hang'. */
-  direct: (t: number) => number | 'refused' | 'hang' | 'throw'
+  direct: (t: number) => number | 'refused' | 'hang' | 'throw' | 'opening'
   /** Does helper `via` reach the target at t? */
   via?: (helper: PeerId, t: number) => boolean
 }
 
 interface FakeProber extends Prober {
   probeTimes: number[]
+  /** The timeout each probe was given. */
+  timeouts: number[]
   viaCalls: Array<{ via: PeerId, target: PeerId, t: number }>
 }
 
@@ -30,12 +32,15 @@ function fakeProber (clock: VirtualClock, script: Script): FakeProber {
   const after = <T>(ms: number, value: T): Promise<T> => new Promise((resolve) => { clock.setTimeout(() => resolve(value), ms) })
   const prober: FakeProber = {
     probeTimes: [],
+    timeouts: [],
     viaCalls: [],
     async probe (_target: ProbeTarget, options): Promise<ProbeResult> {
       const t = clock.now()
       prober.probeTimes.push(t)
+      prober.timeouts.push(options.timeoutMs)
       const answer = script.direct(t)
       if (answer === 'throw') throw new Error('socket exploded')
+      if (answer === 'opening') return await after(options.timeoutMs, { ok: false, latencyMs: 0, error: 'the probe stream was still opening', inconclusive: true })
       if (answer === 'refused') return await after(1, { ok: false, latencyMs: 1, error: 'connection refused' })
       if (answer === 'hang' || answer > options.timeoutMs) return await after(options.timeoutMs, { ok: false, latencyMs: options.timeoutMs, error: 'timeout' })
       return await after(answer, { ok: true, latencyMs: answer })
@@ -126,6 +131,33 @@ for (const [mode, failLatencyMs] of [['refused', 1], ['hang', 400]] as const) {
     }
   })
 }
+
+test('health prober: probes that could not be sent yet (a stream still opening) are not judged', async () => {
+  const { clock, actor, changes } = start({ script: { direct: (t) => t < 2000 ? 'opening' : 5 } })
+  await runUntil(clock, 5000)
+  assert.equal(changes.map((c) => c.verdict), ['healthy'], 'never degraded or failed while the way was being set up')
+  const context = actor.getSnapshot().context
+  assert.ok(context.inconclusive >= 3, `${context.inconclusive} inconclusive probes`)
+  assert.is(context.failures, 0)
+  actor.stop()
+})
+
+test('health prober: a far target gets twice its smoothed round trip as timeout, up to 90 % of the interval', async () => {
+  const policy = { ...defaultHealthProberPolicy, intervalMs: 500, timeoutMs: 300 }
+  assert.is(probeTimeoutMs(policy, undefined), 300, 'no sample yet: the policy')
+  assert.is(probeTimeoutMs(policy, 20), 300, 'a near target keeps the policy')
+  assert.is(probeTimeoutMs(policy, 200), 400)
+  assert.is(probeTimeoutMs(policy, 275), 450, 'capped below the interval')
+  assert.is(probeTimeoutMs({ ...policy, timeoutMs: 480 }, 275), 480, 'never below the policy')
+
+  // 275 ms away with jitter up to 330 ms: a fixed 300 ms timeout would fail about half the probes.
+  const { clock, actor, changes, prober } = start({ policy: { timeoutMs: 300, rise: 2, fall: 2 }, script: { direct: (t) => 275 + (Math.floor(t) % 7) * 9 } })
+  await runUntil(clock, 20_000)
+  assert.equal(changes.map((c) => c.verdict), ['healthy'], `verdicts ${changes.map((c) => c.verdict).join(', ')}`)
+  assert.ok(actor.getSnapshot().context.failures <= 1, 'only the first probe, at the policy timeout, could miss')
+  assert.ok(prober.timeouts.slice(2).every((timeout) => timeout === 450), `timeouts ${[...new Set(prober.timeouts)].join(', ')}`)
+  actor.stop()
+})
 
 test('health prober: one lost probe only de-prefers; rise 3 fast answers make it healthy again', async () => {
   const { clock, changes } = start({ script: { direct: (t) => t >= 2000 && t < 2400 ? 'refused' : 5 } })

@@ -24,4 +24,21 @@ for (const address of ['', '192.0.2', '192.0.2.300', 'fra.example', '::1::2', 7,
   })
 }
 
+test('heartbeat: the advertised period round-trips and is absent from older senders', () => {
+  assert.is(decodeHeartbeat(encodeHeartbeat({ ...base, intervalMs: 50_000 })).intervalMs, 50_000)
+  assert.is(decodeHeartbeat(bytes(base)).intervalMs, undefined)
+})
+
+for (const intervalMs of [0, 99, 1500.5, 3_600_001, '1000', null]) {
+  test(`heartbeat: rejects the period ${JSON.stringify(intervalMs)} naming the field`, () => {
+    try {
+      decodeHeartbeat(bytes({ ...base, intervalMs }))
+      assert.unreachable('should have thrown')
+    } catch (error) {
+      assert.instance(error, HeartbeatError)
+      assert.match((error as Error).message, /^heartbeat: intervalMs: /)
+    }
+  })
+}
+
 test.run()

@@ -159,6 +159,23 @@ test('route-table: a relay path through a neighbour reaches an origin this node 
   assert.equal(routes.entry(P1).candidates[0]!.path, { hops: ['q', 'a'], costMs: 35 })
 })
 
+test('route-table: a demoted direct path yields to any relay path, however dearer, and is still used when no relay is left', () => {
+  const routes = twoOrigins()
+  routes.setDirectReach('a', 10)
+  routes.applyReachReport('r', 10, report('r', 1, { a: 25 }))
+  assert.equal(routes.entry(P1).candidates[0]!.path, { hops: ['a'], costMs: 10 }, 'direct is cheaper')
+  assert.equal(routes.setDirectDemoted('a', true), [P1])
+  assert.ok(routes.isDirectDemoted('a'))
+  assert.equal(routes.entry(P1).candidates[0]!.path, { hops: ['r', 'a'], costMs: 35 }, 'demoted: the relay carries it')
+  assert.equal(routes.setDirectDemoted('a', true), [], 'idempotent')
+  // The only relay goes: the demoted direct path is better than none.
+  assert.equal(routes.dropNeighbour('r'), [P1])
+  assert.equal(routes.entry(P1).candidates[0]!.path, { hops: ['a'], costMs: 10 })
+  routes.applyReachReport('r', 10, report('r', 2, { a: 25 }))
+  assert.equal(routes.setDirectDemoted('a', false), [P1])
+  assert.equal(routes.entry(P1).nextHop, 'a')
+})
+
 test('route-table: paths through this node are loops and are never used', () => {
   const routes = table()
   routes.applyAnnouncement(ann({ origin: 'a', seq: 1 }), 0)

@@ -44,9 +44,11 @@ test('probers: direct peer probe measures the round trip on the virtual clock, 1
 
 test('probers: a crashed peer times out; an indirect probe through a helper rescues a cut link', async () => {
   const { clock, network, probes } = await simTriangle()
+  assert.ok((await runWhile(clock, probes.get('a')!.probePeer('c', 500))).ok, 'the probe stream opens and answers')
   network.partition(['a'], ['c'])
   const direct = await runWhile(clock, probes.get('a')!.probePeer('c', 500))
   assert.not.ok(direct.ok)
+  assert.not.ok(direct.inconclusive, 'an unanswered probe on an open stream is evidence')
   assert.match(direct.error ?? '', /timeout after 500 ms/)
   const indirect = await runWhile(clock, probes.get('a')!.probeVia('b', 'c', 500))
   assert.ok(indirect.ok, indirect.error)
@@ -54,6 +56,20 @@ test('probers: a crashed peer times out; an indirect probe through a helper resc
   network.crash('c')
   const dead = await runWhile(clock, probes.get('a')!.probeVia('b', 'c', 500))
   assert.not.ok(dead.ok)
+})
+
+test('probers: a probe whose stream is still opening is inconclusive; an opening that fails is a failure', async () => {
+  const { clock, network, probes } = await simTriangle()
+  network.partition(['a'], ['c'])
+  const first = await runWhile(clock, probes.get('a')!.probePeer('c', 500))
+  assert.not.ok(first.ok)
+  assert.ok(first.inconclusive, `no stream yet: ${first.error}`)
+  assert.match(first.error ?? '', /still opening after 500 ms/)
+  // The opening gives up after its own bound (3 s); a probe waiting on it then fails.
+  let last = first
+  for (let i = 0; i < 10 && last.inconclusive === true; i++) last = await runWhile(clock, probes.get('a')!.probePeer('c', 500))
+  assert.not.ok(last.ok)
+  assert.not.ok(last.inconclusive, `the opening failed: ${last.error}`)
 })
 
 test('probers: the simulated service oracle answers after its latency, down after the timeout', async () => {

@@ -105,4 +105,38 @@ test('tcp proxy: routes by HTTP Host and TLS server_name to each name\'s service
   }
 })
 
+test('tcp proxy: open connections per (service, origin) are reported as they open and close (the node turns its own into announced load)', async () => {
+  // An origin that holds connections open until the client closes them.
+  const held = createServer((socket) => { socket.on('error', () => undefined); socket.write('hi\n') })
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.2', resolve))
+  const route: RouteEntry = { prefix: '10.42.255.1/32', service: 'web', origin: 'b', nextHop: 'b', costMs: 5, reason: 'cost', candidates: [candidate('b', 5)] }
+  const changes: string[] = []
+  const proxy = new TcpProxy({
+    routes: () => [route], addressOf: () => '127.0.0.2', logger: createMemoryLogger(), metrics: createMemoryMetrics(),
+    onActiveChange: ({ service, origin, active }) => changes.push(`${service} ${origin} ${active}`)
+  }, { service: 'web', host: '127.0.0.1', port: 0, targetPort: (held.address() as { port: number }).port, connectTimeoutMs: 500 })
+  const port = await proxy.start()
+  const open = async (): Promise<ReturnType<typeof connect>> => await new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    socket.on('error', () => undefined)
+    socket.once('data', () => resolve(socket))
+  })
+  const waitFor = async (count: number): Promise<void> => {
+    for (let i = 0; i < 200 && changes.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  try {
+    const first = await open()
+    const second = await open()
+    assert.equal(changes, ['web b 1', 'web b 2'])
+    first.destroy()
+    await waitFor(3)
+    second.destroy()
+    await waitFor(4)
+    assert.equal(changes, ['web b 1', 'web b 2', 'web b 1', 'web b 0'])
+  } finally {
+    await proxy.stop()
+    held.close()
+  }
+})
+
 test.run()

@@ -37,10 +37,10 @@ test('fault scenarios: flapping-service (24 nodes) — six clean flaps and a sec
   assert.ok(run.convergence.byType.serviceDown.maxMs! <= 2000)
 })
 
-test('fault scenarios: nat-heavy (24 nodes, half behind NAT) — NATed nodes keep sessions through public peers and every check passes, seed 1', async () => {
+test('fault scenarios: nat-heavy (24 nodes, 60 % behind NAT, hole punching) — NATed nodes keep sessions, two symmetric NATs never connect, every origin stays reachable and every check passes, seed 1', async () => {
   const scenario = reduced('simulations/nat-heavy.json', 24)
   const natted = scenario.nodes.filter((node) => node.nat === true).map((node) => node.id)
-  assert.is(natted.length, 12)
+  assert.is(natted.length, 14)
   let looked = 0
   const run = await runScenario(scenario, 1, {
     inject: (world, atMs) => {
@@ -49,12 +49,15 @@ test('fault scenarios: nat-heavy (24 nodes, half behind NAT) — NATed nodes kee
       for (const id of natted) {
         const host = world.hosts.get(id)!
         assert.ok(host.sessions().some((session) => session.established), `${id} has no established session`)
-        assert.ok(world.network.overlay(id)!.connectedPeers().every((peer) => !natted.includes(peer)), `${id} is connected to a NATed node`)
+        const symmetric = (peer: string): boolean => world.network.natType(peer) === 'symmetric'
+        if (symmetric(id)) assert.ok(world.network.overlay(id)!.connectedPeers().every((peer) => !symmetric(peer)), `${id} is connected to another symmetric NAT`)
       }
     }
   })
   assert.is(looked, 1)
   assertPassed(run)
+  assert.is(run.nat!.reachableShare, 1)
+  assert.ok(run.nat!.holePunch.punched > 0, JSON.stringify(run.nat!.holePunch))
   assert.is(run.convergence.byType.nodeCrash.samples, 1)
 })
 

@@ -36,7 +36,7 @@ test('scenario: a minimal scenario gets the default world, expectations and prot
   assert.equal(scenario.clients, [])
   assert.equal(scenario.faults, [])
   assert.is(scenario.randomFaults, undefined)
-  assert.equal(scenario.expect, { convergenceP99Ms: { serviceDown: 2000, nodeCrash: 3000 }, optimality: 0.99, steadyAfterMs: 8000, stateConvergenceMs: 10_000, dnsAccuracy: { steady: 0.95, converged: 0 } })
+  assert.equal(scenario.expect, { convergenceP99Ms: { serviceDown: 2000, nodeCrash: 3000 }, optimality: 0.99, steadyAfterMs: 8000, stateConvergenceMs: 10_000, originReachability: 1, dnsAccuracy: { steady: 0.95, converged: 0 } })
   assert.equal(scenario.protocol, {})
   assert.is(scenario.services[0]!.preference, 100)
   assert.is(scenario.timeline.length, 3)
