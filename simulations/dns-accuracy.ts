@@ -153,7 +153,7 @@ export interface DnsAccuracyReport {
    * convergence (RunResult.convergence) is the same question asked of the route tables.
    */
   failedOriginAnswers: Array<{ atMs: number, lastedMs: number | null }>
-  /** The first MAX_EXAMPLES wrong answers, described. */
+  /** The first MAX_EXAMPLES wrong answers of each phase, described (steady ones first). */
   misses: string[]
   clients: number
   resolver: string
@@ -172,7 +172,7 @@ export class DnsAccuracyMeter {
   private readonly zones = new WeakMap<NodeHost, Answerer>()
   private readonly queries: Array<Map<string, Uint8Array>>
   private readonly instants: DnsInstant[] = []
-  private readonly misses: string[] = []
+  private readonly misses: Record<DnsSamplePhase, string[]> = { steady: [], converged: [], end: [] }
   private geoCorrect = 0
   /** A failure was applied and has not converged yet: sample once it has. */
   private awaitingConvergence = false
@@ -266,9 +266,9 @@ export class DnsAccuracyMeter {
         instant.samples++
         if (judged.correct) instant.correct++
         if (judged.geoCorrect) this.geoCorrect++
-        if (!judged.correct && this.misses.length < MAX_EXAMPLES) {
+        if (!judged.correct && this.misses[phase].length < MAX_EXAMPLES) {
           const got = answered ?? (first === undefined ? 'no answer' : first)
-          this.misses.push(`t=${view.atMs} (${phase}) ${client.id} asked ${resolver} for ${service.name}: first answer ${got}, oracle ${judged.bestOrigin} (${judged.bestRttMs!.toFixed(1)} ms RTT)`)
+          this.misses[phase].push(`t=${view.atMs} (${phase}) ${client.id} asked ${resolver} for ${service.name}: first answer ${got}, oracle ${judged.bestOrigin} (${judged.bestRttMs!.toFixed(1)} ms RTT)`)
         }
       }
     })
@@ -301,7 +301,7 @@ export class DnsAccuracyMeter {
       byPhase,
       instants: [...this.instants],
       failedOriginAnswers: this.failedOriginAnswers.map((lag) => ({ ...lag })),
-      misses: [...this.misses],
+      misses: DNS_SAMPLE_PHASES.flatMap((phase) => this.misses[phase]),
       clients: this.input.clients.length,
       resolver: 'the live node with the lowest true RTT from the client'
     }
