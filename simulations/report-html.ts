@@ -283,14 +283,34 @@ function afterLabel (after: MapFrame): string {
 
 function runsTable (runs: readonly RunResult[], crashes: ReportInput['crashes']): string {
   const checkNames = runs[0] === undefined ? [] : Object.keys(runs[0].checks)
-  const head = ['seed', 'passed', ...checkNames, 'samples', 'p99 (ms)', 'optimality', 'false dead', 'B/node/s', 'peak RSS (MB)', 'trace sha256']
+  const dns = runs.some((run) => run.dns !== undefined)
+  const head = ['seed', 'passed', ...checkNames, 'samples', 'p99 (ms)', 'optimality', ...(dns ? ['dns.accuracy'] : []), 'false dead', 'B/node/s', 'peak RSS (MB)', 'trace sha256']
   const ms = (value: number | null): string => value === null ? '∞' : num(value)
   const rows = runs.map((run) => [String(run.seed), run.passed ? 'yes' : 'NO', ...checkNames.map((name) => run.checks[name as keyof RunResult['checks']]?.passed !== false ? (run.checks[name as keyof RunResult['checks']] === undefined ? '—' : 'ok') : `FAILED (${run.checks[name as keyof RunResult['checks']]!.violations})`),
     String(run.convergence.samples), ms(run.convergence.p99Ms), run.optimality.share === null ? 'n/a' : `${num(run.optimality.share * 100)} %`,
-    String(run.falseDead), num(run.gossip.bytesPerNodePerSec), num(run.memory.peakRssMb), run.traceHash.slice(0, 16)])
+    ...(dns ? [percentOf(run.dns?.accuracy ?? null)] : []), String(run.falseDead), num(run.gossip.bytesPerNodePerSec), num(run.memory.peakRssMb), run.traceHash.slice(0, 16)])
   const crashRows = crashes.map((crash) => [String(crash.seed), `CRASHED: ${crash.message}`])
   const cells = (row: string[], tag: string): string => `<tr>${row.map((cell) => `<${tag}>${escapeHtml(cell)}</${tag}>`).join('')}</tr>`
   return `<table class="runs"><thead>${cells(head, 'th')}</thead><tbody>${[...rows, ...crashRows].map((row) => cells(row, 'td')).join('')}</tbody></table>`
+}
+
+const percentOf = (share: number | null): string => share === null ? 'n/a' : `${num(share * 100)} %`
+
+/**
+ * The DNS accuracy section (scenarios with clients): every run's share of right first answers at
+ * each sample instant, and the first run's wrong answers.
+ */
+export function dnsSection (runs: readonly RunResult[]): string {
+  const measured = runs.filter((run) => run.dns !== undefined)
+  if (measured.length === 0) return ''
+  const first = measured[0]!.dns!
+  const head = ['seed', 't (s)', 'phase', 'answers', 'right', 'accuracy']
+  const rows = measured.flatMap((run) => run.dns!.instants.map((instant) => [String(run.seed), num(instant.atMs / 1000), instant.phase, String(instant.samples), String(instant.correct), percentOf(instant.accuracy)]))
+  const cells = (row: string[], tag: string): string => `<tr>${row.map((cell) => `<${tag}>${escapeHtml(cell)}</${tag}>`).join('')}</tr>`
+  return `<h2>DNS accuracy per sample instant</h2>` +
+    `<p class="note">${escapeHtml(`Each of ${first.clients} clients asks ${first.resolver} for every service; an answer is right when its first record is the healthy origin with the lowest true RTT. steady: ≥ expect.steadyAfterMs after the last event; converged: the first 500 ms instant after failures converged; end: the last instant when it is not steady.`)}</p>` +
+    `<table class="runs"><thead>${cells(head, 'th')}</thead><tbody>${rows.map((row) => cells(row, 'td')).join('')}</tbody></table>` +
+    (first.misses.length === 0 ? '' : `<h3>${escapeHtml(`Wrong first answers, seed ${measured[0]!.seed} (first ${first.misses.length})`)}</h3><ul>${first.misses.map((miss) => `<li>${escapeHtml(miss)}</li>`).join('')}</ul>`)
 }
 
 const STYLE = `
@@ -329,6 +349,7 @@ export function renderReport (input: ReportInput): string {
     `<p><code>${escapeHtml(input.options)}</code></p>` +
     `<h2>Runs</h2>${runsTable(runs, input.crashes)}` +
     `<h2>Convergence CDF per event type (all runs)</h2>${cdfChart(byType)}` +
+    dnsSection(runs) +
     (runs.length > MAX_PLOTTED_RUNS ? `<p class="note">Time series of the first ${MAX_PLOTTED_RUNS} runs of ${runs.length}.</p>` : '') +
     `<h2>Messages sent per node per second</h2>${lineChart('messages', trafficSeries(runs, (series) => series.messagesPerNodePerSec), 'messages / node / s')}` +
     `<h2>Bytes sent per node per second</h2>${lineChart('bytes', trafficSeries(runs, (series) => series.bytesPerNodePerSec), 'bytes / node / s')}` +

@@ -26,6 +26,7 @@ import { StateMeter, type StateChecks, type StateReport } from './state-checks.t
 import { withRandomFaults } from './random-faults.ts'
 import { regionLatency } from './latency.ts'
 import { natReport, type NatReport } from './nat-report.ts'
+import { DnsAccuracyMeter, dnsAccuracyCheck, summariseDns, type DnsAccuracyReport, type DnsSummary, type DnsWorldView } from './dns-accuracy.ts'
 
 export interface RunOptions {
   /** Progress lines: `seed N` first, a summary, and `reproduce: …` when a check fails. */
@@ -71,9 +72,11 @@ export interface RunResult {
   wallSeconds: number
   traceHash: string
   convergence: Percentiles & { byType: Record<FailureEventKind, Percentiles>, events: ConvergenceEventResult[] }
-  checks: Record<Exclude<CheckName, StateCheckName>, CheckResult> & Partial<Record<StateCheckName, CheckResult>>
+  checks: Record<Exclude<CheckName, OptionalCheckName>, CheckResult> & Partial<Record<OptionalCheckName, CheckResult>>
   /** With protocol.state: acknowledged writes, convergence after the last fault, bound addresses. */
   state?: StateReport
+  /** With scenario clients: their first GeoDNS answers against the oracle (dns-accuracy.ts). */
+  dns?: DnsAccuracyReport
   optimality: { share: number | null, pairs: number, instants: number[] }
   gossip: { messagesPerNodePerSec: number, bytesPerNodePerSec: number, windowSeconds: number, note: string }
   /** Origin-probe verdicts `failed` for origins that were alive and reachable (simulations/false-dead.ts). */
@@ -87,12 +90,14 @@ export interface RunResult {
   series?: RunSeries
 }
 
-export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget', 'leaseSafety', 'ackedWritesKept', 'stateConverged', 'originsReachable'] as const
+export const CHECK_NAMES = ['routeLoops', 'failedOriginAfterConvergence', 'steadyStateOptimality', 'convergenceWithinTarget', 'leaseSafety', 'ackedWritesKept', 'stateConverged', 'originsReachable', 'dnsAccuracy'] as const
 export type CheckName = typeof CHECK_NAMES[number]
 /** Checks that run only with `protocol.state` on (state-checks.ts); absent from other runs' results. */
 export const STATE_CHECK_NAMES = ['leaseSafety', 'ackedWritesKept', 'stateConverged'] as const satisfies readonly CheckName[]
-/** Checks that run only in some scenarios: state (protocol.state), reachability (nodes behind NAT). */
-type StateCheckName = typeof STATE_CHECK_NAMES[number] | 'originsReachable'
+/** Checks that run only when the scenario has clients (dns-accuracy.ts). */
+export const CLIENT_CHECK_NAMES = ['dnsAccuracy'] as const satisfies readonly CheckName[]
+/** Checks that run only in some scenarios: state (protocol.state), reachability (nodes behind NAT), DNS accuracy (clients). */
+type OptionalCheckName = typeof STATE_CHECK_NAMES[number] | 'originsReachable' | typeof CLIENT_CHECK_NAMES[number]
 /** The checks a run has results for, in CHECK_NAMES order. */
 export function checkNamesOf (run: { checks: RunResult['checks'] }): CheckName[] {
   return CHECK_NAMES.filter((name) => run.checks[name] !== undefined)
@@ -109,7 +114,8 @@ export const CHECK_KINDS: Record<CheckName, 'safety' | 'liveness'> = {
   leaseSafety: 'safety',
   ackedWritesKept: 'safety',
   stateConverged: 'liveness',
-  originsReachable: 'liveness'
+  originsReachable: 'liveness',
+  dnsAccuracy: 'liveness'
 }
 
 interface Tracking {
@@ -261,6 +267,11 @@ class Observer {
     for (const tracking of this.trackings) {
       if (tracking.prefix === prefix && tracking.convergedAtMs === undefined && !tracking.abandoned) tracking.convergedAtMs = atMs
     }
+  }
+
+  /** No failure in flight: every one tracked so far has converged or was undone. */
+  everyFailureSettled (): boolean {
+    return this.trackings.every((tracking) => tracking.convergedAtMs !== undefined || tracking.abandoned)
   }
 
   /** Start measuring a failure of `origin` on each prefix it newly stops serving. */
@@ -477,6 +488,8 @@ export async function runScenario (written: Scenario, seed: number, options: Run
     observer.onRouteChange = (prefix) => outputs.series?.routeChanged(prefix)
     const meters: Meters = { loops: new Check(), optimality: new Check(), optimalPairs: 0, pairs: 0, instants: [], restartedTraffic: zeroStats(), windowStart: undefined }
     const { steadyAfterMs } = scenario.expect
+    const dns = scenario.clients.length === 0 ? undefined : new DnsAccuracyMeter({ clients: scenario.clients, nodes: scenario.nodes, services: scenario.services, model })
+    const dnsView = (atMs: number): DnsWorldView => ({ atMs, live: new Map([...observer.live].map((id) => [id, world.hosts.get(id)!])), healthyOrigins: (service) => observer.healthyOrigins(service) })
     await world.start()
     const instants = [...new Set([...scenario.timeline, ...scenario.faults].map((event) => event.at))].sort((a, b) => a - b)
     let lastEventMs = 0
@@ -484,24 +497,29 @@ export async function runScenario (written: Scenario, seed: number, options: Run
       await advance(world, observer, meters, atMs, checkEveryMs, (checkMs) => {
         observeInstant(world, observer, outputs, options, checkMs)
         stateMeter?.observe(world, observer.live, checkMs)
+        dns?.atCheck(dnsView(checkMs), observer.everyFailureSettled())
       })
       // Traffic is measured from the end of warm-up: the first steady instant or the first event.
       meters.windowStart ??= { atMs, totals: trafficTotals(world, meters) }
-      if (atMs - lastEventMs >= steadyAfterMs) sampleOptimality(world, observer, meters, model)
+      const steady = atMs - lastEventMs >= steadyAfterMs
+      if (steady) sampleOptimality(world, observer, meters, model)
+      if (steady || atMs === scenario.durationMs) dns?.sample(dnsView(atMs), steady ? 'steady' : 'end')
       const events = scenario.timeline.filter((candidate) => candidate.at === atMs)
       mapFrame(observer, outputs, atMs, atMs === scenario.durationMs ? [] : events)
       if (atMs === scenario.durationMs) break
+      const tracked = observer.trackings.length
       for (const event of events) {
         log(`seed ${seed} t=${atMs / 1000} s: ${event.event} ${event.node}${event.service === undefined ? '' : ` ${event.service}`} (wall ${((performance.now() - wallStart) / 1000).toFixed(1)} s)`)
         await applyEvent(world, observer, meters, event)
       }
+      if (observer.trackings.length > tracked) dns?.failureApplied(atMs)
       for (const fault of scenario.faults) if (fault.at === atMs) log(`seed ${seed} t=${atMs / 1000} s: ${describeFault(fault)}`)
       faults.applyAt(scenario.faults, atMs)
       options.inject?.(world, atMs)
       lastEventMs = atMs
     }
     checkLoops(world, observer, meters)
-    const result = summarise(scenario, seed, file, world, observer, meters, outputs, (performance.now() - wallStart) / 1000, stateMeter?.result(world, observer.live))
+    const result = summarise(scenario, seed, file, world, observer, meters, outputs, (performance.now() - wallStart) / 1000, stateMeter?.result(world, observer.live), dns?.result())
     outputs.trace?.close()
     await world.stop()
     report(result, outputs.falseDead, log)
@@ -511,7 +529,7 @@ export async function runScenario (written: Scenario, seed: number, options: Run
   }
 }
 
-function summarise (scenario: Scenario, seed: number, file: string, world: SimWorld, observer: Observer, meters: Meters, outputs: Outputs, wallSeconds: number, state?: { checks: StateChecks, report: StateReport }): RunResult {
+function summarise (scenario: Scenario, seed: number, file: string, world: SimWorld, observer: Observer, meters: Meters, outputs: Outputs, wallSeconds: number, state?: { checks: StateChecks, report: StateReport }, dns?: DnsAccuracyReport): RunResult {
   const events: ConvergenceEventResult[] = observer.trackings.map((t) => ({
     at: t.event.at,
     event: t.event.event,
@@ -543,7 +561,8 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
     routeLoops: meters.loops.result(),
     failedOriginAfterConvergence: observer.failedOriginCheck.result(),
     steadyStateOptimality: { ...meters.optimality.result(), passed: share !== null && share >= scenario.expect.optimality },
-    convergenceWithinTarget: { ...convergence.result(), passed: p99WithinBound && events.every((e) => e.convergedMs !== null) }
+    convergenceWithinTarget: { ...convergence.result(), passed: p99WithinBound && events.every((e) => e.convergedMs !== null) },
+    ...(dns === undefined ? {} : { dnsAccuracy: dnsAccuracyCheck(dns, scenario.expect.dnsAccuracy) })
   }
   return {
     scenario: scenario.name,
@@ -556,6 +575,7 @@ function summarise (scenario: Scenario, seed: number, file: string, world: SimWo
     convergence: { ...percentiles(times()), byType, events },
     checks,
     ...(state === undefined ? {} : { state: state.report }),
+    ...(dns === undefined ? {} : { dns }),
     optimality: { share: share === null ? null : Math.round(share * 100_000) / 100_000, pairs: meters.pairs, instants: meters.instants },
     gossip: {
       messagesPerNodePerSec: perNodePerSec(traffic.messagesSent - windowStart.totals.messagesSent),
@@ -592,6 +612,7 @@ function report (result: RunResult, falseDead: FalseDeadSink, log: (line: string
   const share = result.optimality.share === null ? 'n/a' : `${(result.optimality.share * 100).toFixed(2)} %`
   log(`seed ${result.seed}: convergence ${types || 'no failure events'}; optimality ${share}; ${result.gossip.bytesPerNodePerSec} B/node/s; wall ${result.wallSeconds} s for ${result.simSeconds} s simulated`)
   if (result.nat !== undefined) log(`seed ${result.seed}: ${natLine(result.nat)}`)
+  if (result.dns !== undefined) log(`seed ${result.seed}: DNS accuracy ${result.dns.accuracy === null ? 'n/a' : `${(result.dns.accuracy * 100).toFixed(2)} %`} of ${result.dns.samples} first answers (${result.dns.clients} clients)${result.dns.failedOriginAnswers.length === 0 ? '' : `; a failed origin answered for ${result.dns.failedOriginAnswers.map((lag) => lag.lastedMs === null ? '∞' : `${lag.lastedMs} ms`).join(', ')}`}${result.dns.misses[0] === undefined ? '' : `, e.g. ${result.dns.misses[0]}`}`)
   if (result.falseDead > 0) log(`seed ${result.seed}: ${result.falseDead} false dead verdict(s) of ${falseDead.failedVerdicts} failed, e.g. ${falseDead.examples[0]}`)
   const failed = checkNamesOf(result).filter((name) => !result.checks[name]!.passed)
   if (failed.length === 0) return
@@ -624,6 +645,8 @@ export interface SeedsSummary {
   memory: { peakRssMb: number }
   /** With NAT: the worst run's origin reachability, and direct paths after hole punching over every run's NAT pairs. */
   nat?: { reachableShareMin: number | null, directPathShare: number | null, natPairs: number, relayedOnly: number }
+  /** With scenario clients: first answers pooled over every run, and the worst run's share. */
+  dns?: DnsSummary
 }
 
 /** Pool the runs of several seeds: percentiles over every event of every run. */
@@ -643,7 +666,8 @@ export function summariseRuns (runs: readonly RunResult[]): SeedsSummary {
     wallSecondsPerRun: { mean: mean(runs.map((run) => run.wallSeconds)), max: Math.max(0, ...runs.map((run) => run.wallSeconds)) },
     falseDead: runs.reduce((sum, run) => sum + run.falseDead, 0),
     memory: { peakRssMb: Math.max(0, ...runs.map((run) => run.memory.peakRssMb)) },
-    ...summariseNat(runs)
+    ...summariseNat(runs),
+    ...(runs.some((run) => run.dns !== undefined) ? { dns: summariseDns(runs.flatMap((run) => run.dns === undefined ? [] : [run.dns])) } : {})
   }
 }
 

@@ -33,7 +33,7 @@
 //     "stalls":      { "perMinute": 2, "durationMs": 1000 },
 //     "clockSkew":   { "share": 0.1, "maxOffsetMs": 5000 }                        at fromMs, for good
 //   } }
-import { NODE_ID, NODE_ID_HINT, NAME, NAME_HINT, type Reader, join, optionalBoolean } from './scenario-reader.ts'
+import { NODE_ID, NODE_ID_HINT, NAME, NAME_HINT, type Reader, join } from './scenario-reader.ts'
 
 export const FAULT_EVENTS = ['partition', 'loss', 'delay', 'reorder', 'clockSkew', 'cpuStall'] as const
 export type FaultEventKind = typeof FAULT_EVENTS[number]
@@ -81,7 +81,7 @@ function readNodeSet (reader: Reader, value: unknown, field: string, context: Fa
   if (raw.regions !== undefined) {
     reader.array(raw.regions, join(field, 'regions'), 1, 64).forEach((item, index) => {
       const path = `${field}.regions[${index}]`
-      const region = reader.string(item, path, NAME, NAME_HINT)
+      const region = reader.string(item, path, { pattern: NAME, patternHint: NAME_HINT })
       const members = context.regions.get(region)
       if (members === undefined) reader.fail(path, `no node is in region ${JSON.stringify(region)} (regions: ${[...context.regions.keys()].join(', ') || 'none'})`)
       for (const id of members) chosen.add(id)
@@ -89,7 +89,7 @@ function readNodeSet (reader: Reader, value: unknown, field: string, context: Fa
   } else {
     reader.array(raw.nodes, join(field, 'nodes'), 1, context.nodeIds.size).forEach((item, index) => {
       const path = `${field}.nodes[${index}]`
-      const id = reader.string(item, path, NODE_ID, NODE_ID_HINT)
+      const id = reader.string(item, path, { pattern: NODE_ID, patternHint: NODE_ID_HINT })
       if (!context.nodeIds.has(id)) reader.fail(path, `unknown node ${JSON.stringify(id)}`)
       chosen.add(id)
     })
@@ -98,7 +98,7 @@ function readNodeSet (reader: Reader, value: unknown, field: string, context: Fa
 }
 
 function readScope (reader: Reader, raw: Record<string, unknown>, field: string, context: FaultContext, required: boolean): FaultScope | undefined {
-  const oneWay = optionalBoolean(reader, raw.oneWay, join(field, 'oneWay'), false)
+  const oneWay = reader.optionalBoolean(raw.oneWay, join(field, 'oneWay'), false)
   if (raw.between === undefined) {
     if (required) reader.fail(join(field, 'between'), 'is required')
     if (oneWay) reader.fail(join(field, 'oneWay'), 'needs "between" (a direction from one node set to another)')
@@ -120,7 +120,7 @@ function readScope (reader: Reader, raw: Record<string, unknown>, field: string,
 function readTargets (reader: Reader, raw: Record<string, unknown>, field: string, context: FaultContext): string[] {
   if ((raw.node === undefined) === (raw.nodes === undefined)) reader.fail(field, 'must have exactly one of "node" and "nodes"')
   if (raw.nodes !== undefined) return readNodeSet(reader, raw.nodes, join(field, 'nodes'), context)
-  const id = reader.string(raw.node, join(field, 'node'), NODE_ID, NODE_ID_HINT)
+  const id = reader.string(raw.node, join(field, 'node'), { pattern: NODE_ID, patternHint: NODE_ID_HINT })
   if (!context.nodeIds.has(id)) reader.fail(join(field, 'node'), `unknown node ${JSON.stringify(id)}`)
   return [id]
 }

@@ -66,9 +66,11 @@
 //       "convergenceP99Ms": { "serviceDown": 2000, "nodeCrash": 3000 },
 //       "optimality": 0.99,
 //       "steadyAfterMs": 8000,                     an instant counts as steady this long after an event
-//       "originReachability": 1                    with NAT: share of (node, healthy origin) pairs with a
+//       "originReachability": 1,                   with NAT: share of (node, healthy origin) pairs with a
 //                                                  route (direct or relayed) at the end of the run
-//     }
+//       "dnsAccuracy": { "steady": 0.95, "converged": 0 }   with clients: least shares of first GeoDNS
+//     }                                            answers naming the oracle's origin, at steady instants
+//                                                  and right after failures converged (dns-accuracy.ts)
 //   }
 //
 // The timeline is replayed against the world's state while parsing, so an event that could not
@@ -76,7 +78,7 @@
 // in the middle of a run.
 import { IpamConfigError, parseIpamConfig } from '../src/protocols/ipam.ts'
 import { readJsonFile } from '../src/runtime/config.ts'
-import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join, optionalBoolean } from './scenario-reader.ts'
+import { NAME, NAME_HINT, NODE_ID, NODE_ID_HINT, Reader, join } from './scenario-reader.ts'
 import { parsePrefix } from '../src/protocols/cidr.ts'
 import { createRandom } from '../src/runtime/random.ts'
 import { DEFAULT_HOLE_PUNCH } from '../src/runtime/sim-nat.ts'
@@ -170,6 +172,8 @@ export interface ScenarioExpect {
   stateConvergenceMs: number
   /** With NAT: the share of (live node, healthy origin) pairs that must have a route at the end. */
   originReachability: number
+  /** With clients: least shares of first GeoDNS answers naming the oracle's origin, per sample phase (dns-accuracy.ts). */
+  dnsAccuracy: { steady: number, converged: number }
 }
 
 export interface Scenario {
@@ -201,7 +205,8 @@ export const defaultScenarioExpect: ScenarioExpect = {
   optimality: 0.99,
   steadyAfterMs: 8000,
   stateConvergenceMs: 10_000,
-  originReachability: 1
+  originReachability: 1,
+  dnsAccuracy: { steady: 0.95, converged: 0 }
 }
 
 /** Bounds that keep one run inside a machine's memory and a person's patience. */
@@ -232,7 +237,7 @@ export function parseScenario (value: unknown, source: string): Scenario {
   const { timeline, faults } = parseTimeline(reader, raw.timeline, durationMs, nodes, services)
   const scenario: Scenario = {
     source,
-    name: reader.string(raw.name, 'name', NAME, NAME_HINT),
+    name: reader.string(raw.name, 'name', { pattern: NAME, patternHint: NAME_HINT }),
     durationMs,
     degree: reader.optionalNumber(raw.degree, 'degree', 2, 64, 8),
     world: parseWorld(reader, raw.world),
@@ -247,7 +252,7 @@ export function parseScenario (value: unknown, source: string): Scenario {
   }
   const randomFaults = parseRandomFaults(reader, raw.faults, durationMs, expect.steadyAfterMs, nodes.some((node) => node.region !== undefined))
   if (randomFaults !== undefined) scenario.randomFaults = randomFaults
-  if (raw.description !== undefined) scenario.description = reader.string(raw.description, 'description', undefined, undefined, 2000)
+  if (raw.description !== undefined) scenario.description = reader.string(raw.description, 'description', { maxLength: 2000 })
   if (nodes.every((node) => node.nat === true)) reader.fail(raw.natShare !== undefined ? 'natShare' : raw.nat !== undefined ? 'nat.share' : 'nodes', 'every node is behind NAT: nobody could accept a connection')
   if (scenario.degree >= nodes.length) reader.fail('degree', `must be below the number of nodes (${nodes.length}), got ${scenario.degree}`)
   return scenario
@@ -276,7 +281,7 @@ function parseRegionLatencies (reader: Reader, value: unknown): RegionLatency[] 
   return reader.array(value, 'world.regions', 1, 64).map((item, index) => {
     const field = `world.regions[${index}]`
     const raw = reader.object(item, field, ['between', 'inflation', 'linkBaseMs', 'jitterMs'], ['between'])
-    const ends = reader.array(raw.between, join(field, 'between'), 2, 2).map((region, end) => reader.string(region, `${field}.between[${end}]`, NAME, NAME_HINT))
+    const ends = reader.array(raw.between, join(field, 'between'), 2, 2).map((region, end) => reader.string(region, `${field}.between[${end}]`, { pattern: NAME, patternHint: NAME_HINT }))
     const between: [string, string] = [ends[0]!, ends[1]!]
     const key = [...between].sort().join('\n')
     if (pairs.has(key)) reader.fail(join(field, 'between'), `${between.join(' – ')} is already set by an earlier entry`)
@@ -299,12 +304,12 @@ function parseNodes (reader: Reader, value: unknown): ScenarioNode[] {
   return reader.array(value, 'nodes', 2, MAX_NODES).map((item, index) => {
     const field = `nodes[${index}]`
     const raw = reader.object(item, field, ['id', 'lat', 'lon', 'region', 'nat'], ['id', 'lat', 'lon'])
-    const id = reader.string(raw.id, join(field, 'id'), NODE_ID, NODE_ID_HINT)
+    const id = reader.string(raw.id, join(field, 'id'), { pattern: NODE_ID, patternHint: NODE_ID_HINT })
     if (ids.has(id)) reader.fail(join(field, 'id'), `duplicate node id ${JSON.stringify(id)}`)
     ids.add(id)
     const node: ScenarioNode = { id, ...parseCoordinates(reader, raw, field) }
-    if (raw.region !== undefined) node.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
-    if (optionalBoolean(reader, raw.nat, join(field, 'nat'), false)) node.nat = true
+    if (raw.region !== undefined) node.region = reader.string(raw.region, join(field, 'region'), { pattern: NAME, patternHint: NAME_HINT })
+    if (reader.optionalBoolean(raw.nat, join(field, 'nat'), false)) node.nat = true
     return node
   })
 }
@@ -316,11 +321,11 @@ function parseSites (reader: Reader, value: unknown): Site[] {
   return reader.array(value, 'generate.sites', 1, MAX_SITES).map((item, index) => {
     const field = `generate.sites[${index}]`
     const raw = reader.object(item, field, ['name', 'lat', 'lon', 'region', 'weight'], ['name', 'lat', 'lon'])
-    const name = reader.string(raw.name, join(field, 'name'), NAME, NAME_HINT)
+    const name = reader.string(raw.name, join(field, 'name'), { pattern: NAME, patternHint: NAME_HINT })
     if (names.has(name)) reader.fail(join(field, 'name'), `duplicate site ${JSON.stringify(name)}`)
     names.add(name)
     const site: Site = { name, ...parseCoordinates(reader, raw, field), weight: reader.optionalNumber(raw.weight, join(field, 'weight'), 0.001, 1e6, 1, false) }
-    if (raw.region !== undefined) site.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
+    if (raw.region !== undefined) site.region = reader.string(raw.region, join(field, 'region'), { pattern: NAME, patternHint: NAME_HINT })
     return site
   })
 }
@@ -384,7 +389,7 @@ function generateFromCities (reader: Reader, raw: Record<string, unknown>): Scen
   const random = createRandom(reader.optionalNumber(raw.seed, 'generate.seed', 0, 2 ** 31, 1)).fork('cities')
   const included = raw.include === undefined ? [] : reader.array(raw.include, 'generate.include', 1, count).map((item, index) => {
     const field = `generate.include[${index}]`
-    const id = reader.string(item, field, NAME, NAME_HINT)
+    const id = reader.string(item, field, { pattern: NAME, patternHint: NAME_HINT })
     const city = cities.find((candidate) => candidate.id === id)
     if (city === undefined) reader.fail(field, `no city ${JSON.stringify(id)} in the bundled cities${regions === undefined ? '' : ` of ${regions.join(', ')}`} (simulations/data/cities.json)`)
     return city
@@ -410,11 +415,11 @@ function parseClients (reader: Reader, value: unknown): ScenarioClient[] {
     return reader.array(value, 'clients', 1, MAX_CLIENTS).map((item, index) => {
       const field = `clients[${index}]`
       const raw = reader.object(item, field, ['id', 'lat', 'lon', 'region'], ['id', 'lat', 'lon'])
-      const id = reader.string(raw.id, join(field, 'id'), NODE_ID, NODE_ID_HINT)
+      const id = reader.string(raw.id, join(field, 'id'), { pattern: NODE_ID, patternHint: NODE_ID_HINT })
       if (ids.has(id)) reader.fail(join(field, 'id'), `duplicate client id ${JSON.stringify(id)}`)
       ids.add(id)
       const client: ScenarioClient = { id, ...parseCoordinates(reader, raw, field) }
-      if (raw.region !== undefined) client.region = reader.string(raw.region, join(field, 'region'), NAME, NAME_HINT)
+      if (raw.region !== undefined) client.region = reader.string(raw.region, join(field, 'region'), { pattern: NAME, patternHint: NAME_HINT })
       return client
     })
   }
@@ -432,7 +437,7 @@ function parseClients (reader: Reader, value: unknown): ScenarioClient[] {
 /** `nat`: who sits behind NAT (as natShare, origins too if asked) and how hole punching behaves. */
 function parseNat (reader: Reader, value: unknown, nodes: ScenarioNode[], services: ScenarioService[], generate: unknown): ScenarioNat {
   const raw = reader.object(value, 'nat', ['share', 'origins', 'symmetricShare', 'punchSuccess', 'attempts'], ['share'])
-  const origins = optionalBoolean(reader, raw.origins, 'nat.origins', false)
+  const origins = reader.optionalBoolean(raw.origins, 'nat.origins', false)
   placeBehindNat(reader, raw.share, 'nat.share', nodes, services, generate, origins)
   return {
     symmetricShare: reader.optionalNumber(raw.symmetricShare, 'nat.symmetricShare', 0, 1, DEFAULT_HOLE_PUNCH.symmetricShare, false),
@@ -491,10 +496,10 @@ function parseServices (reader: Reader, value: unknown, nodeIds: ReadonlySet<str
   return reader.array(value, 'services', 1, MAX_SERVICES).map((item, index) => {
     const field = `services[${index}]`
     const raw = reader.object(item, field, ['name', 'prefix', 'origins', 'preference'], ['name', 'prefix', 'origins'])
-    const name = reader.string(raw.name, join(field, 'name'), NAME, NAME_HINT)
+    const name = reader.string(raw.name, join(field, 'name'), { pattern: NAME, patternHint: NAME_HINT })
     if (names.has(name)) reader.fail(join(field, 'name'), `duplicate service ${JSON.stringify(name)}`)
     names.add(name)
-    const prefixText = reader.string(raw.prefix, join(field, 'prefix'), undefined, undefined, 64)
+    const prefixText = reader.string(raw.prefix, join(field, 'prefix'), { maxLength: 64 })
     let prefix: string
     try { prefix = parsePrefix(prefixText).text } catch (error) { return reader.fail(join(field, 'prefix'), (error as Error).message) }
     if (prefix !== prefixText) reader.fail(join(field, 'prefix'), `must be written canonically as ${JSON.stringify(prefix)}`)
@@ -502,7 +507,7 @@ function parseServices (reader: Reader, value: unknown, nodeIds: ReadonlySet<str
     prefixes.add(prefix)
     const origins = reader.array(raw.origins, join(field, 'origins'), 1, 1024).map((origin, originIndex) => {
       const path = `${field}.origins[${originIndex}]`
-      const id = reader.string(origin, path, NODE_ID, NODE_ID_HINT)
+      const id = reader.string(origin, path, { pattern: NODE_ID, patternHint: NODE_ID_HINT })
       if (!nodeIds.has(id)) reader.fail(path, `unknown node ${JSON.stringify(id)}`)
       return id
     })
@@ -568,9 +573,9 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
 }
 
 function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
-  const expect: ScenarioExpect = { ...defaultScenarioExpect, convergenceP99Ms: { ...defaultScenarioExpect.convergenceP99Ms } }
+  const expect: ScenarioExpect = { ...defaultScenarioExpect, convergenceP99Ms: { ...defaultScenarioExpect.convergenceP99Ms }, dnsAccuracy: { ...defaultScenarioExpect.dnsAccuracy } }
   if (value === undefined) return expect
-  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs', 'stateConvergenceMs', 'originReachability'])
+  const raw = reader.object(value, 'expect', ['convergenceP99Ms', 'optimality', 'steadyAfterMs', 'stateConvergenceMs', 'originReachability', 'dnsAccuracy'])
   if (raw.convergenceP99Ms !== undefined) {
     const bounds = reader.object(raw.convergenceP99Ms, 'expect.convergenceP99Ms', FAILURE_EVENTS)
     for (const kind of FAILURE_EVENTS) {
@@ -581,6 +586,11 @@ function parseExpect (reader: Reader, value: unknown): ScenarioExpect {
   expect.steadyAfterMs = reader.optionalNumber(raw.steadyAfterMs, 'expect.steadyAfterMs', 0, 3_600_000, expect.steadyAfterMs)
   expect.stateConvergenceMs = reader.optionalNumber(raw.stateConvergenceMs, 'expect.stateConvergenceMs', 0, 3_600_000, expect.stateConvergenceMs)
   expect.originReachability = reader.optionalNumber(raw.originReachability, 'expect.originReachability', 0, 1, expect.originReachability, false)
+  if (raw.dnsAccuracy !== undefined) {
+    const bounds = reader.object(raw.dnsAccuracy, 'expect.dnsAccuracy', ['steady', 'converged'])
+    expect.dnsAccuracy.steady = reader.optionalNumber(bounds.steady, 'expect.dnsAccuracy.steady', 0, 1, expect.dnsAccuracy.steady, false)
+    expect.dnsAccuracy.converged = reader.optionalNumber(bounds.converged, 'expect.dnsAccuracy.converged', 0, 1, expect.dnsAccuracy.converged, false)
+  }
   return expect
 }
 
@@ -662,14 +672,14 @@ function parseCoreEvent (reader: Reader, raw: Record<string, unknown>, field: st
 }
 
 function readNode (reader: Reader, value: unknown, field: string, nodeIds: ReadonlySet<string>): string {
-  const node = reader.string(value, field, NODE_ID, NODE_ID_HINT)
+  const node = reader.string(value, field, { pattern: NODE_ID, patternHint: NODE_ID_HINT })
   if (!nodeIds.has(node)) reader.fail(field, `unknown node ${JSON.stringify(node)}`)
   return node
 }
 
 function readOriginService (reader: Reader, raw: Record<string, unknown>, field: string, kind: string, node: string, services: ScenarioService[]): ScenarioService {
   if (raw.service === undefined) reader.fail(join(field, 'service'), `is required for ${kind}`)
-  const name = reader.string(raw.service, join(field, 'service'), NAME, NAME_HINT)
+  const name = reader.string(raw.service, join(field, 'service'), { pattern: NAME, patternHint: NAME_HINT })
   const service = services.find((candidate) => candidate.name === name)
   if (service === undefined) reader.fail(join(field, 'service'), `unknown service ${JSON.stringify(name)}`)
   if (!service.origins.includes(node)) reader.fail(join(field, 'node'), `${node} is not an origin of ${service.name}`)

@@ -54,7 +54,7 @@ export interface SimHooks { inject?: RunOptions['inject'] }
 
 export function registerSimCommand (program: Command, io: SimCommandIo, setExitCode: (code: number) => void): void {
   program.command('sim')
-    .description('run a scenario (nodes, services, failure timeline) on the simulated overlay and check convergence, loops and optimality')
+    .description('run a scenario (nodes, services, failure timeline) on the simulated overlay and check convergence, loops, optimality and, with clients, DNS accuracy')
     .argument('<file>', 'scenario JSON file (format: simulations/scenario.ts)')
     .option('--seed <n>', 'run this seed (with --seeds: the first seed)', integerOption('--seed', 0, 2 ** 31))
     .option('--seeds <k>', `run k seeds (1..k, or from --seed) and aggregate (1-${MAX_SEEDS})`, integerOption('--seeds', 1, MAX_SEEDS))
@@ -234,6 +234,12 @@ function printSummary (summary: ReturnType<typeof summariseRuns>, crashes: reado
   if (summary.nat !== undefined) {
     const pct = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
     io.out(`NAT: origins reachable ${pct(summary.nat.reachableShareMin)} (worst run); direct after hole punching ${pct(summary.nat.directPathShare)} of ${summary.nat.natPairs} NAT pairs; ${summary.nat.relayedOnly} pairs relayed only`)
+  }
+  if (summary.dns !== undefined) {
+    const share = (value: number | null): string => value === null ? 'n/a' : `${(value * 100).toFixed(2)} %`
+    const lag = summary.dns.failedOriginAnswers
+    io.out(`dns.accuracy ${share(summary.dns.accuracy)} of ${summary.dns.samples} first answers (worst run ${share(summary.dns.min)})` +
+      (lag.samples === 0 ? '' : `; a failed origin still answered for p50 ${ms(lag.p50Ms)} ms, p99 ${ms(lag.p99Ms)} ms after its failure (${lag.samples} failures)`))
   }
   if (crashes.length > 0) io.out(`CRASHED for seeds ${crashes.map((crash) => crash.seed).join(', ')}`)
   io.out(summary.checksPassed ? 'all checks passed' : `checks FAILED for seeds ${summary.failedSeeds.join(', ')}`)

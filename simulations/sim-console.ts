@@ -89,15 +89,18 @@ export function verdictOf (run: RunResult): string {
 /** The summary table printed at the end of `form-anycast sim`: one row per seed. */
 export function summaryTable (runs: readonly RunResult[], crashes: ReadonlyArray<{ seed: number, message: string }>): string[] {
   const kinds = FAILURE_EVENTS.filter((kind) => runs.some((run) => run.convergence.byType[kind].samples > 0))
-  // NAT columns only where some run had nodes behind NAT, so other scenarios' tables stay as they were.
+  // NAT columns only where some run had nodes behind NAT, DNS accuracy only for scenarios with
+  // clients, so other scenarios' tables stay as they were.
   const nat = runs.some((run) => run.nat !== undefined)
+  const dns = runs.some((run) => run.dns !== undefined)
   const share = (value: number | null | undefined): string => value === null || value === undefined ? 'n/a' : `${(value * 100).toFixed(2)} %`
-  const head = ['seed', ...kinds.map((kind) => `${kind} p99 ms`), 'optimality', ...(nat ? ['reachable', 'direct (NAT)', 'relayed only'] : []), 'falseDead', 'msg/node/s', 'B/node/s', 'peak RSS MB', 'wall s', 'checks']
+  const head = ['seed', ...kinds.map((kind) => `${kind} p99 ms`), 'optimality', ...(nat ? ['reachable', 'direct (NAT)', 'relayed only'] : []), ...(dns ? ['dns.accuracy'] : []), 'falseDead', 'msg/node/s', 'B/node/s', 'peak RSS MB', 'wall s', 'checks']
   const rows = runs.map((run) => [String(run.seed), ...kinds.map((kind) => ms(run.convergence.byType[kind].p99Ms)),
     share(run.optimality.share),
     ...(nat ? [share(run.nat?.reachableShare), share(run.nat?.directPathShare), String(run.nat?.relayedOnly ?? 'n/a')] : []),
+    ...(dns ? [share(run.dns?.accuracy)] : []),
     String(run.falseDead),
     String(run.gossip.messagesPerNodePerSec), String(run.gossip.bytesPerNodePerSec), run.memory.peakRssMb.toFixed(1), String(run.wallSeconds), verdictOf(run)])
-  const crashed = crashes.map((crash) => [String(crash.seed), ...kinds.map(() => '-'), '-', ...(nat ? ['-', '-', '-'] : []), '-', '-', '-', '-', '-', `CRASHED ${crash.message.split('\n')[0] ?? ''}`])
+  const crashed = crashes.map((crash) => [String(crash.seed), ...kinds.map(() => '-'), '-', ...(nat ? ['-', '-', '-'] : []), ...(dns ? ['-'] : []), '-', '-', '-', '-', '-', `CRASHED ${crash.message.split('\n')[0] ?? ''}`])
   return formatTable([head, ...[...rows, ...crashed].sort((a, b) => Number(a[0]) - Number(b[0]))])
 }

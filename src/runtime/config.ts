@@ -11,13 +11,9 @@ import { DISTANCE_STRATEGIES, type DistanceStrategy } from '../protocols/geo.ts'
 import { DEFAULT_ANYCAST_CIDR, DEFAULT_OVERLAY_CIDR, IpamConfigError, parseIpamConfig } from '../protocols/ipam.ts'
 import { defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
 import { isLoopbackHost, MAX_INSPECT_TOKEN_LENGTH, MIN_INSPECT_TOKEN_LENGTH, tokenProblem } from './inspect-token.ts'
+import { ConfigError, FieldReader, describe, join } from './field-reader.ts'
 
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-  constructor (readonly source: string, readonly field: string, readonly reason: string) {
-    super(`${source}: ${field === '' ? '' : `${field}: `}${reason}`)
-  }
-}
+export { ConfigError }
 
 export interface NodeLocation { lat: number, lon: number, region?: string, city?: string }
 
@@ -172,57 +168,11 @@ export interface NodeConfig {
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
-class Fields {
-  constructor (readonly source: string) {}
-
-  fail (field: string, reason: string): never { throw new ConfigError(this.source, field, reason) }
-
-  object (value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) this.fail(field, `must be an object, got ${describe(value)}`)
-    const record = value as Record<string, unknown>
-    for (const key of Object.keys(record)) {
-      if (!allowed.includes(key)) this.fail(join(field, key), `unknown key (allowed: ${allowed.join(', ')})`)
-    }
-    return record
-  }
-
-  string (value: unknown, field: string, options: { maxLength?: number, pattern?: RegExp, patternHint?: string } = {}): string {
-    if (typeof value !== 'string') this.fail(field, `must be a string, got ${describe(value)}`)
-    if (value.length === 0) this.fail(field, 'must not be empty')
-    if (value.length > (options.maxLength ?? 4096)) this.fail(field, `longer than ${options.maxLength ?? 4096} characters`)
-    if (options.pattern !== undefined && !options.pattern.test(value)) this.fail(field, `must be ${options.patternHint ?? `like ${options.pattern}`}, got ${JSON.stringify(value)}`)
-    return value
-  }
-
-  number (value: unknown, field: string, min: number, max: number, integer = true): number {
-    if (typeof value !== 'number' || !Number.isFinite(value)) this.fail(field, `must be a number, got ${describe(value)}`)
-    if (integer && !Number.isInteger(value)) this.fail(field, `must be an integer, got ${value}`)
-    if (value < min || value > max) this.fail(field, `must be between ${min} and ${max}, got ${value}`)
-    return value
-  }
-
-  strings (value: unknown, field: string, maxItems = 64): string[] {
-    if (!Array.isArray(value)) this.fail(field, `must be an array of strings, got ${describe(value)}`)
-    if (value.length > maxItems) this.fail(field, `more than ${maxItems} entries`)
-    return value.map((item, index) => this.string(item, `${field}[${index}]`))
-  }
-}
-
-function join (field: string, key: string): string { return field === '' ? key : `${field}.${key}` }
-
-function describe (value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
-  if (typeof value === 'object') return 'an object'
-  return `${typeof value} ${String(value)}`
-}
-
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
 const NAME_HINT = 'lowercase letters, digits and dashes (at most 63)'
 const MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns|memory)\//
 
-function parseLocation (fields: Fields, value: unknown, field: string): NodeLocation {
+function parseLocation (fields: FieldReader, value: unknown, field: string): NodeLocation {
   const raw = fields.object(value, field, ['lat', 'lon', 'region', 'city'])
   const location: NodeLocation = {
     lat: fields.number(raw.lat, join(field, 'lat'), -90, 90, false),
@@ -233,7 +183,7 @@ function parseLocation (fields: Fields, value: unknown, field: string): NodeLoca
   return location
 }
 
-function parseSession (fields: Fields, value: unknown, field: string): PeerSessionConfig {
+function parseSession (fields: FieldReader, value: unknown, field: string): PeerSessionConfig {
   const session = { ...defaultPeerSessionConfig, backoff: { ...defaultPeerSessionConfig.backoff } }
   if (value === undefined) return session
   const raw = fields.object(value, field, ['holdTimeMs', 'minHoldTimeMs', 'openTimeoutMs', 'backoff'])
@@ -255,7 +205,7 @@ function parseSession (fields: Fields, value: unknown, field: string): PeerSessi
 const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
 const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
 
-function parseCheck (fields: Fields, value: unknown, field: string): ServiceCheck {
+function parseCheck (fields: FieldReader, value: unknown, field: string): ServiceCheck {
   const raw = fields.object(value, field, ['kind', 'host', 'port', 'url', 'expectStatus'])
   const kind = fields.string(raw.kind, join(field, 'kind'))
   if (kind === 'tcp') {
@@ -270,7 +220,7 @@ function parseCheck (fields: Fields, value: unknown, field: string): ServiceChec
   return fields.fail(join(field, 'kind'), `must be "tcp" or "http", got ${JSON.stringify(kind)}`)
 }
 
-function parseServices (fields: Fields, value: unknown): ServiceConfig[] {
+function parseServices (fields: FieldReader, value: unknown): ServiceConfig[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) fields.fail('services', `must be an array, got ${describe(value)}`)
   if (value.length > 64) fields.fail('services', 'more than 64 entries')
@@ -294,7 +244,7 @@ function parseServices (fields: Fields, value: unknown): ServiceConfig[] {
   })
 }
 
-function parseProbePolicy (fields: Fields, value: unknown): ProbePolicyConfig {
+function parseProbePolicy (fields: FieldReader, value: unknown): ProbePolicyConfig {
   const policy = { ...defaultProbePolicy }
   if (value === undefined) return policy
   const raw = fields.object(value, 'probe', ['intervalMs', 'timeoutMs', 'rise', 'fall'])
@@ -311,7 +261,7 @@ function parseProbePolicy (fields: Fields, value: unknown): ProbePolicyConfig {
 /** RFC 1035 §2.3.1 host names (letters, digits, inner dashes), at most 253 characters. */
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 
-function parseZone (fields: Fields, value: unknown, field: string): string {
+function parseZone (fields: FieldReader, value: unknown, field: string): string {
   const text = fields.string(value, field, { maxLength: 254 }).toLowerCase().replace(/\.$/, '')
   const labels = text.split('.')
   if (text.length > 253 || labels.length < 1 || !labels.every((label) => DNS_LABEL.test(label))) {
@@ -320,12 +270,12 @@ function parseZone (fields: Fields, value: unknown, field: string): string {
   return text
 }
 
-function parseIp (fields: Fields, value: unknown, field: string): string {
+function parseIp (fields: FieldReader, value: unknown, field: string): string {
   const text = fields.string(value, field, { maxLength: 64 })
   try { return formatAddress(parseAddress(text).bytes) } catch { return fields.fail(field, `must be an IPv4 or IPv6 address, got ${JSON.stringify(text)}`) }
 }
 
-function parseGeoIp (fields: Fields, value: unknown, field: string): DnsConfig['geoip'] {
+function parseGeoIp (fields: FieldReader, value: unknown, field: string): DnsConfig['geoip'] {
   if (value === undefined) return { mode: 'required' }
   const raw = fields.object(value, field, ['path', 'mode'])
   const geoip: DnsConfig['geoip'] = { mode: 'required' }
@@ -339,7 +289,7 @@ function parseGeoIp (fields: Fields, value: unknown, field: string): DnsConfig['
   return geoip
 }
 
-function parseFallback (fields: Fields, value: unknown, field: string): Record<string, string[]> {
+function parseFallback (fields: FieldReader, value: unknown, field: string): Record<string, string[]> {
   if (value === undefined) return {}
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fields.fail(field, `must be an object of service name → addresses, got ${describe(value)}`)
   const entries = Object.entries(value as Record<string, unknown>)
@@ -354,7 +304,7 @@ function parseFallback (fields: Fields, value: unknown, field: string): Record<s
 
 const DNS_KEYS = ['enabled', 'zone', 'host', 'host6', 'port', 'ttlS', 'failoverTtlS', 'failoverWindowS', 'maxAnswers', 'address', 'overlayPrefixes', 'strategy', 'geoip', 'fallback'] as const
 
-function parseDns (fields: Fields, value: unknown, field: string): DnsConfig {
+function parseDns (fields: FieldReader, value: unknown, field: string): DnsConfig {
   const raw = fields.object(value, field, DNS_KEYS)
   const at = (key: string): string => join(field, key)
   const dns: DnsConfig = {
@@ -397,7 +347,7 @@ function parseDns (fields: Fields, value: unknown, field: string): DnsConfig {
 
 const STATE_KEYS = ['enabled', 'overlayCidr', 'anycastCidr', 'leaseMs', 'antiEntropyIntervalMs'] as const
 
-function parseState (fields: Fields, value: unknown, field: string): StateConfig {
+function parseState (fields: FieldReader, value: unknown, field: string): StateConfig {
   const state = { ...defaultStateConfig }
   if (value === undefined) return state
   const raw = fields.object(value, field, STATE_KEYS)
@@ -430,7 +380,7 @@ function parseState (fields: Fields, value: unknown, field: string): StateConfig
 const INTERFACE_NAME = /^[a-zA-Z0-9_.-]{1,15}$/
 const ENDPOINT = /^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/
 
-function parseDataplane (fields: Fields, value: unknown, field: string, listen: readonly string[], stateEnabled: boolean): DataplaneConfig {
+function parseDataplane (fields: FieldReader, value: unknown, field: string, listen: readonly string[], stateEnabled: boolean): DataplaneConfig {
   const dataplane = { ...defaultDataplaneConfig }
   if (value === undefined) return dataplane
   const raw = fields.object(value, field, ['kind', 'interface', 'listenPort', 'endpoint', 'reconcileIntervalMs', 'masquerade'])
@@ -456,7 +406,7 @@ function parseDataplane (fields: Fields, value: unknown, field: string, listen: 
   return dataplane
 }
 
-function parseProxies (fields: Fields, value: unknown, stateEnabled: boolean): ProxyConfig[] {
+function parseProxies (fields: FieldReader, value: unknown, stateEnabled: boolean): ProxyConfig[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) fields.fail('proxies', `must be an array, got ${describe(value)}`)
   if (value.length > 16) fields.fail('proxies', 'more than 16 entries')
@@ -501,7 +451,7 @@ export function defaultDnsAddress (listen: readonly string[]): string | undefine
 }
 
 /** `directFallback`: { failures, windowMs, holdDownMs }, each optional (Formation's 3, 300 s; relayed 300 s). */
-function parseDirectFallback (fields: Fields, value: unknown): DirectFallbackPolicy {
+function parseDirectFallback (fields: FieldReader, value: unknown): DirectFallbackPolicy {
   const policy = { ...defaultDirectFallbackPolicy }
   if (value === undefined) return policy
   const raw = fields.object(value, 'directFallback', ['failures', 'windowMs', 'holdDownMs'])
@@ -515,7 +465,7 @@ const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statu
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
-  const fields = new Fields(source)
+  const fields = new FieldReader(source)
   const raw = fields.object(value, '', NODE_KEYS)
   if (raw.name === undefined) fields.fail('name', 'is required')
   if (raw.dataDir === undefined) fields.fail('dataDir', 'is required')

@@ -16,7 +16,7 @@ import { cdfChart, colourAt, escapeHtml, niceTicks, num, worldMap } from '../../
 import { NODE_DOWN, NO_ROUTE } from '../../simulations/time-series.ts'
 import { MINI_SCENARIO } from '../support/mini-scenario.ts'
 
-const scenario = { ...MINI_SCENARIO, name: 'report-mini', description: 'a <script>document.title = "pwned"</script> & "quotes" stay text' }
+const scenario = { ...MINI_SCENARIO, name: 'report-mini', description: 'a <script>document.title = "pwned"</script> & "quotes" stay text', clients: { count: 20, regions: ['eu', 'na'] } }
 
 /** What the page shows, read in the browser. */
 interface PageData {
@@ -72,7 +72,7 @@ function rgb (hex: string): string {
   return `rgb(${value >> 16}, ${(value >> 8) & 255}, ${value & 255})`
 }
 
-test('report: --report over seeds 5 and 6 renders the CDF, traffic, route changes and one map circle per node coloured by origin, with no network request', async () => {
+test('report: --report over seeds 5 and 6 renders the CDF, traffic, route changes, DNS accuracy per sample instant and one map circle per node coloured by origin, with no network request', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'form-anycast-report-'))
   let browser: Browser | undefined
   try {
@@ -89,6 +89,19 @@ test('report: --report over seeds 5 and 6 renders the CDF, traffic, route change
     assert.ok(runs.every((run) => !('series' in run)), 'the JSON carries no time series')
     const html = readFileSync(report, 'utf8')
     assert.not.match(html, /https?:\/\//, 'no absolute URL anywhere in the page')
+
+    // DNS accuracy (20 clients): a column in the summary table, a line of the batch summary, one report row per run and sample instant.
+    const header = lines.find((line) => line.startsWith('seed  '))!
+    assert.match(header, /\soptimality\s+dns\.accuracy\s+falseDead\s/)
+    assert.ok(lines.some((line) => /^dns\.accuracy \d+\.\d\d % of \d+ first answers \(worst run \d+\.\d\d %\); a failed origin still answered for p50 \d+ ms, p99 \d+ ms after its failure \(4 failures\)$/.test(line)), lines.join('\n'))
+    assert.ok(html.includes('<h2>DNS accuracy per sample instant</h2>'))
+    for (const run of runs) {
+      assert.ok(run.dns !== undefined && run.dns.instants.length >= 3, `seed ${run.seed}: ${JSON.stringify(run.dns?.instants)}`)
+      for (const instant of run.dns.instants) {
+        const row = `<tr><td>${run.seed}</td><td>${num(instant.atMs / 1000)}</td><td>${instant.phase}</td><td>${instant.samples}</td><td>${instant.correct}</td><td>${num(instant.accuracy! * 100)} %</td></tr>`
+        assert.ok(html.includes(row), `no row ${row}`)
+      }
+    }
 
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'], timeout: 20_000 })
     const url = pathToFileURL(report).href

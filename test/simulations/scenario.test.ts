@@ -36,7 +36,7 @@ test('scenario: a minimal scenario gets the default world, expectations and prot
   assert.equal(scenario.clients, [])
   assert.equal(scenario.faults, [])
   assert.is(scenario.randomFaults, undefined)
-  assert.equal(scenario.expect, { convergenceP99Ms: { serviceDown: 2000, nodeCrash: 3000 }, optimality: 0.99, steadyAfterMs: 8000, stateConvergenceMs: 10_000, originReachability: 1 })
+  assert.equal(scenario.expect, { convergenceP99Ms: { serviceDown: 2000, nodeCrash: 3000 }, optimality: 0.99, steadyAfterMs: 8000, stateConvergenceMs: 10_000, originReachability: 1, dnsAccuracy: { steady: 0.95, converged: 0 } })
   assert.equal(scenario.protocol, {})
   assert.is(scenario.services[0]!.preference, 100)
   assert.is(scenario.timeline.length, 3)
@@ -87,7 +87,10 @@ const rejected: Array<[string, unknown, RegExp]> = [
   ['probe jitter of 1', { ...base, protocol: { serviceProbe: { jitter: 1 } } }, /protocol\.serviceProbe\.jitter: must be between 0 and 0\.99/],
   ['unknown protocol key', { ...base, protocol: { gossipD: 8 } }, /protocol\.gossipD: unknown key/],
   ['unknown expectation', { ...base, expect: { convergenceP99Ms: { serviceUp: 100 } } }, /expect\.convergenceP99Ms\.serviceUp: unknown key \(allowed: serviceDown, nodeCrash\)/],
-  ['optimality above 1', { ...base, expect: { optimality: 99 } }, /expect\.optimality: must be between 0 and 1, got 99/]
+  ['optimality above 1', { ...base, expect: { optimality: 99 } }, /expect\.optimality: must be between 0 and 1, got 99/],
+  ['DNS accuracy as a bare number', { ...base, expect: { dnsAccuracy: 0.9 } }, /expect\.dnsAccuracy: must be an object, got number 0\.9/],
+  ['DNS accuracy bound above 1', { ...base, expect: { dnsAccuracy: { steady: 95 } } }, /expect\.dnsAccuracy\.steady: must be between 0 and 1, got 95/],
+  ['DNS accuracy for an unknown phase', { ...base, expect: { dnsAccuracy: { end: 0.5 } } }, /expect\.dnsAccuracy\.end: unknown key \(allowed: steady, converged\)/]
 ]
 
 for (const [label, value, pattern] of rejected) {

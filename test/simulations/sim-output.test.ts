@@ -166,7 +166,7 @@ test('sim output: --help documents the exit codes', async () => {
     '  0  every check of every run passed',
     '  1  a safety check failed (routeLoops, failedOriginAfterConvergence, leaseSafety, ackedWritesKept)',
     '  2  bad input: a flag or the scenario file (the message names the field)',
-    '  3  a liveness check failed (steadyStateOptimality, convergenceWithinTarget, stateConverged, originsReachable) and no safety check did',
+    '  3  a liveness check failed (steadyStateOptimality, convergenceWithinTarget, stateConverged, originsReachable, dnsAccuracy) and no safety check did',
     '  4  a run crashed: an exception inside the simulation (wins over 1 and 3)'
   ]) assert.ok(help.includes(line), `${line}\n${help}`)
   assert.match(help, /--report <out\.html>/)
