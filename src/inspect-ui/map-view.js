@@ -1,15 +1,9 @@
 // The world map: nodes placed by latitude and longitude in an equirectangular projection (x = lon,
 // y = -lat in a -180..180 × -90..90 viewBox), over a graticule every 30°. No tiles and no coastline
 // data: the debugger runs offline and the map only has to show where nodes are relative to each other.
-const SVG = 'http://www.w3.org/2000/svg'
-const GRATICULE_STEP = 30
+import { element } from './svg.js'
 
-function element (name, attributes = {}, text) {
-  const node = document.createElementNS(SVG, name)
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value))
-  if (text !== undefined) node.textContent = text
-  return node
-}
+const GRATICULE_STEP = 30
 
 /** x, y in the map's viewBox for a location. */
 export function project (location) {

@@ -1,19 +1,13 @@
 // The sequence view: one vertical lane per node, time running down over the window that ends at
 // the current record, one arrow per message (from /api/sequence). Estimated departures are dashed.
 // Each arrow carries data-from/-to/-type/-i, and clicking one moves the slider to its record.
-const SVG = 'http://www.w3.org/2000/svg'
+import { element } from './svg.js'
+
 const LANE_WIDTH = 130
 const HEADER = 34
 const MARGIN = 16
 /** Labels on every arrow stop being readable beyond this; the tooltip still names each one. */
 const MAX_LABELS = 400
-
-function element (name, attributes = {}, text) {
-  const node = document.createElementNS(SVG, name)
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value))
-  if (text !== undefined) node.textContent = text
-  return node
-}
 
 /** Draws `view` (an /api/sequence answer) into a fresh SVG sized to the pane's height. */
 export function drawSequence (view, height, onPick) {

@@ -18,6 +18,7 @@ const UI_FILES: Record<string, { file: string, type: string }> = {
   '/chart-view.js': { file: 'chart-view.js', type: 'text/javascript; charset=utf-8' },
   '/sequence-view.js': { file: 'sequence-view.js', type: 'text/javascript; charset=utf-8' },
   '/map-view.js': { file: 'map-view.js', type: 'text/javascript; charset=utf-8' },
+  '/svg.js': { file: 'svg.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' }
 }
 const ELK_PATH = createRequire(import.meta.url).resolve('elkjs/lib/elk.bundled.js')

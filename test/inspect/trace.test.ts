@@ -11,6 +11,7 @@ import type { Browser, Page } from 'playwright-core'
 import { startCli } from '../support/processes.ts'
 import { launchBrowser, startInspectCli, type PageGlobals } from '../support/browser.ts'
 import type { InspectionEvent } from '../../src/runtime/ports.ts'
+import { twoCityScenario } from '../support/two-cities.ts'
 
 // The README's screenshot is regenerated on request (FORM_ANYCAST_SCREENSHOT=1 npm test), so an
 // ordinary run leaves the checkout as it was; otherwise it goes to the temp directory.
@@ -19,24 +20,12 @@ const SCREENSHOT = process.env.FORM_ANYCAST_SCREENSHOT === '1'
   : join(tmpdir(), `form-anycast-inspect-${process.pid}.png`)
 const NODE = 'frankfurt-0'
 
-const SCENARIO = {
+const SCENARIO = twoCityScenario({
   name: 'inspect-small',
   description: 'Six nodes in two cities for the debugger tests; one service goes down at 3 s.',
   durationMs: 6000,
-  degree: 3,
-  world: { inflation: 1.5, linkBaseMs: 1, jitterFraction: 0.02, lossRate: 0 },
-  generate: {
-    count: 6,
-    spreadKm: 300,
-    seed: 1,
-    sites: [
-      { name: 'frankfurt', lat: 50.11, lon: 8.68, region: 'eu', weight: 1 },
-      { name: 'new-york', lat: 40.71, lon: -74.01, region: 'na', weight: 1 }
-    ]
-  },
-  services: [{ name: 'api', prefix: '10.42.255.1/32', origins: ['frankfurt-0', 'new-york-0'] }],
   timeline: [{ at: 3000, event: 'serviceDown', node: 'frankfurt-0', service: 'api' }]
-}
+})
 
 /** Leaf state ids lit for a state value, as the chart names them. */
 function leafIds (root: string, value: unknown): string[] {

@@ -11,27 +11,9 @@ import type { Browser, Page } from 'playwright-core'
 import { startCli, type CliProcess } from '../support/processes.ts'
 import { launchBrowser, startInspectCli } from '../support/browser.ts'
 import type { InspectionEvent } from '../../src/runtime/ports.ts'
+import { FRANKFURT, NEW_YORK, twoCityScenario } from '../support/two-cities.ts'
 
-const FRANKFURT = { lat: 50.11, lon: 8.68 }
-const NEW_YORK = { lat: 40.71, lon: -74.01 }
-const SCENARIO = {
-  name: 'inspect-views',
-  description: 'Six nodes in two cities for the sequence view and the map.',
-  durationMs: 4000,
-  degree: 3,
-  world: { inflation: 1.5, linkBaseMs: 1, jitterFraction: 0.02, lossRate: 0 },
-  generate: {
-    count: 6,
-    spreadKm: 300,
-    seed: 1,
-    sites: [
-      { name: 'frankfurt', ...FRANKFURT, region: 'eu', weight: 1 },
-      { name: 'new-york', ...NEW_YORK, region: 'na', weight: 1 }
-    ]
-  },
-  services: [{ name: 'api', prefix: '10.42.255.1/32', origins: ['frankfurt-0', 'new-york-0'] }],
-  timeline: []
-}
+const SCENARIO = twoCityScenario({ name: 'inspect-views', description: 'Six nodes in two cities for the sequence view and the map.', durationMs: 4000 })
 
 // FORM_ANYCAST_SCREENSHOT=1 also writes the README's picture of the sequence view.
 const SCREENSHOT = process.env.FORM_ANYCAST_SCREENSHOT === '1' ? fileURLToPath(new URL('../../docs/inspect-sequence.png', import.meta.url)) : undefined
