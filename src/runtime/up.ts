@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createNodeKeyFile, loadNodeKey, peerIdFromKey } from './node-key.ts'
 import { ConfigError, readJsonFile, type NodeLocation } from './config.ts'
+import { FieldReader } from './field-reader.ts'
 import { formatAddress, parseAddress } from '../protocols/cidr.ts'
 import { DEFAULT_ZONE } from '../protocols/dns-answer.ts'
 import { haversineKm } from '../protocols/geo.ts'
@@ -131,55 +132,35 @@ export function defaultCluster (nodes: number): ClusterNode[] {
 
 const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
 
-function clusterFail (source: string, field: string, reason: string): never { throw new ConfigError(source, field, reason) }
-
-function clusterObject (source: string, value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) clusterFail(source, field, `must be an object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value) ?? typeof value}`)
-  for (const key of Object.keys(value)) if (!allowed.includes(key)) clusterFail(source, field === '' ? key : `${field}.${key}`, `unknown key (allowed: ${allowed.join(', ')})`)
-  return value as Record<string, unknown>
-}
-
-function clusterNumber (source: string, value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) clusterFail(source, field, `must be a number, got ${JSON.stringify(value) ?? typeof value}`)
-  if (value < min || value > max) clusterFail(source, field, `must be between ${min} and ${max}, got ${value}`)
-  return value
-}
-
-function clusterText (source: string, value: unknown, field: string, pattern: RegExp, hint: string): string {
-  if (typeof value !== 'string' || !pattern.test(value)) clusterFail(source, field, `must be ${hint}, got ${JSON.stringify(value) ?? typeof value}`)
-  return value
-}
-
-function parseClusterNode (source: string, value: unknown, field: string): ClusterNode {
-  const raw = clusterObject(source, value, field, ['name', 'location', 'address', 'services'])
-  const name = clusterText(source, raw.name, `${field}.name`, NODE_NAME, 'lowercase letters, digits and dashes (at most 63)')
-  if (raw.location === undefined) clusterFail(source, `${field}.location`, 'is required')
-  const place = clusterObject(source, raw.location, `${field}.location`, ['lat', 'lon', 'region', 'city'])
+function parseClusterNode (read: FieldReader, value: unknown, field: string): ClusterNode {
+  const raw = read.object(value, field, ['name', 'location', 'address', 'services'], ['location'])
+  const name = read.string(raw.name, `${field}.name`, { pattern: NODE_NAME, patternHint: 'lowercase letters, digits and dashes (at most 63)' })
+  const place = read.object(raw.location, `${field}.location`, ['lat', 'lon', 'region', 'city'])
   const location: NodeLocation = {
-    lat: clusterNumber(source, place.lat, `${field}.location.lat`, -90, 90),
-    lon: clusterNumber(source, place.lon, `${field}.location.lon`, -180, 180)
+    lat: read.number(place.lat, `${field}.location.lat`, -90, 90, false),
+    lon: read.number(place.lon, `${field}.location.lon`, -180, 180, false)
   }
-  if (place.region !== undefined) location.region = clusterText(source, place.region, `${field}.location.region`, /^[\x20-\x7e]{1,64}$/, '1..64 printable characters')
-  if (place.city !== undefined) location.city = clusterText(source, place.city, `${field}.location.city`, /^[^\p{Cc}]{1,128}$/u, '1..128 characters')
-  if (raw.address === undefined) clusterFail(source, `${field}.address`, 'is required (the IP address DNS answers give for this node)')
-  const text = clusterText(source, raw.address, `${field}.address`, /^[0-9a-fA-F:.]{2,45}$/, 'an IPv4 or IPv6 address')
+  if (place.region !== undefined) location.region = read.string(place.region, `${field}.location.region`, { maxLength: 64, pattern: /^[\x20-\x7e]+$/, patternHint: '1..64 printable characters' })
+  if (place.city !== undefined) location.city = read.string(place.city, `${field}.location.city`, { maxLength: 128, pattern: /^[^\p{Cc}]+$/u, patternHint: '1..128 characters' })
+  if (raw.address === undefined) read.fail(`${field}.address`, 'is required (the IP address DNS answers give for this node)')
+  const text = read.string(raw.address, `${field}.address`, { maxLength: 45, pattern: /^[0-9a-fA-F:.]{2,}$/, patternHint: 'an IPv4 or IPv6 address' })
   let address: string
-  try { address = formatAddress(parseAddress(text).bytes) } catch { return clusterFail(source, `${field}.address`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(text)}`) }
-  const services = raw.services ?? []
-  if (!Array.isArray(services) || services.length > 16) clusterFail(source, `${field}.services`, 'must be an array of at most 16 service names')
-  const names = services.map((service, index) => clusterText(source, service, `${field}.services[${index}]`, NODE_NAME, 'a service name (lowercase letters, digits and dashes)'))
+  try { address = formatAddress(parseAddress(text).bytes) } catch { return read.fail(`${field}.address`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(text)}`) }
+  const names = raw.services === undefined
+    ? []
+    : read.array(raw.services, `${field}.services`, 0, 16).map((service, index) => read.string(service, `${field}.services[${index}]`, { pattern: NODE_NAME, patternHint: 'a service name (lowercase letters, digits and dashes)' }))
   const duplicate = names.find((service, index) => names.indexOf(service) !== index)
-  if (duplicate !== undefined) clusterFail(source, `${field}.services`, `lists ${JSON.stringify(duplicate)} twice`)
+  if (duplicate !== undefined) read.fail(`${field}.services`, `lists ${JSON.stringify(duplicate)} twice`)
   return { name, location, address, services: names }
 }
 
 /** `{"nodes": [{name, location: {lat, lon, region?, city?}, address, services?}, ...]}`, strictly. */
 export function parseCluster (value: unknown, source: string): ClusterNode[] {
-  const raw = clusterObject(source, value, '', ['nodes'])
-  if (!Array.isArray(raw.nodes) || raw.nodes.length === 0 || raw.nodes.length > MAX_UP_NODES) clusterFail(source, 'nodes', `must be an array of 1 to ${MAX_UP_NODES} nodes`)
-  const nodes = raw.nodes.map((node, index) => parseClusterNode(source, node, `nodes[${index}]`))
+  const read = new FieldReader(source)
+  const raw = read.object(value, '', ['nodes'], ['nodes'])
+  const nodes = read.array(raw.nodes, 'nodes', 1, MAX_UP_NODES).map((node, index) => parseClusterNode(read, node, `nodes[${index}]`))
   nodes.forEach((node, index) => {
-    if (nodes.findIndex((other) => other.name === node.name) !== index) clusterFail(source, `nodes[${index}].name`, `duplicate node name ${JSON.stringify(node.name)}`)
+    if (nodes.findIndex((other) => other.name === node.name) !== index) read.fail(`nodes[${index}].name`, `duplicate node name ${JSON.stringify(node.name)}`)
   })
   return nodes
 }

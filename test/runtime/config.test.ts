@@ -167,15 +167,16 @@ test('cluster: the issue\'s shape parses; addresses canonical; services optional
 })
 
 const badClusters: Array<[string, unknown, RegExp]> = [
-  ['no nodes', {}, /c\.json: nodes: must be an array of 1 to 64 nodes/],
-  ['empty nodes', { nodes: [] }, /nodes: must be an array of 1 to 64 nodes/],
+  ['no nodes', {}, /c\.json: nodes: is required/],
+  ['empty nodes', { nodes: [] }, /nodes: must have at least 1 entry/],
+  ['too many nodes', { nodes: Array.from({ length: 65 }, (_, index) => ({ ...node, name: `n${index}` })) }, /nodes: more than 64 entries/],
   ['unknown top key', { nodes: [node], colour: 1 }, /c\.json: colour: unknown key/],
   ['unknown node key', { nodes: [{ ...node, port: 1 }] }, /nodes\[0\]\.port: unknown key/],
   ['bad name', { nodes: [{ ...node, name: 'FRA' }] }, /nodes\[0\]\.name: must be lowercase letters/],
   ['duplicate name', { nodes: [node, node] }, /nodes\[1\]\.name: duplicate node name "fra"/],
   ['missing location', { nodes: [{ ...node, location: undefined }] }, /nodes\[0\]\.location: is required/],
   ['latitude', { nodes: [{ ...node, location: { lat: 91, lon: 0 } }] }, /nodes\[0\]\.location\.lat: must be between -90 and 90, got 91/],
-  ['longitude type', { nodes: [{ ...node, location: { lat: 0, lon: '8' } }] }, /nodes\[0\]\.location\.lon: must be a number, got "8"/],
+  ['longitude type', { nodes: [{ ...node, location: { lat: 0, lon: '8' } }] }, /nodes\[0\]\.location\.lon: must be a number, got the string "8"/],
   ['missing address', { nodes: [{ ...node, address: undefined }] }, /nodes\[0\]\.address: is required/],
   ['bad address', { nodes: [{ ...node, address: '192.0.2.300' }] }, /nodes\[0\]\.address: must be an IPv4 or IPv6 address, got "192\.0\.2\.300"/],
   ['services type', { nodes: [{ ...node, services: 'api' }] }, /nodes\[0\]\.services: must be an array/],
