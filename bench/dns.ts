@@ -36,6 +36,7 @@ import { createSilentLogger } from '../src/runtime/logger.ts'
 import { createPromMetrics } from '../src/runtime/metrics.ts'
 import { writeMmdb } from '../src/runtime/mmdb-writer.ts'
 import { createNodeZone, type ZoneMember, type ZoneOrigin } from '../src/runtime/zone-view.ts'
+import { positiveFlag } from './flags.ts'
 
 const { values } = parseArgs({
   options: {
@@ -48,19 +49,14 @@ const { values } = parseArgs({
     rate: { type: 'string' }
   }
 })
-const positive = (name: string, text: string | undefined): number => {
-  const value = Number(text)
-  if (!Number.isInteger(value) || value < 1) { console.error(`--${name} must be a positive integer, got ${text}`); process.exit(2) }
-  return value
-}
-const SECONDS = positive('seconds', values.seconds)
-const NAMES = positive('names', values.names)
-const CONCURRENCY = positive('concurrency', values.concurrency)
-const SOCKETS = Math.min(positive('sockets', values.sockets), CONCURRENCY)
+const SECONDS = positiveFlag('seconds', values.seconds)
+const NAMES = positiveFlag('names', values.names)
+const CONCURRENCY = positiveFlag('concurrency', values.concurrency)
+const SOCKETS = Math.min(positiveFlag('sockets', values.sockets), CONCURRENCY)
 if (values.pacing !== 'timer' && values.pacing !== 'busy') { console.error(`--pacing must be timer or busy, got ${values.pacing}`); process.exit(2) }
 const BUSY_PACING = values.pacing === 'busy'
 /** Open-loop rate; default half the measured full-load rate. */
-const FIXED_RATE = values.rate === undefined ? undefined : positive('rate', values.rate)
+const FIXED_RATE = values.rate === undefined ? undefined : positiveFlag('rate', values.rate)
 const WARMUP_MS = 1000
 const NETWORKS = 1024
 const ORIGINS_PER_NAME = 8

@@ -11,14 +11,12 @@ import { parseArgs } from 'node:util'
 import { SimWorld } from '../simulations/world.ts'
 import { createHashSink, createJsonlFileSink, createMemorySink, type InspectionBus, type InspectionSink } from '../src/runtime/inspection.ts'
 import type { InspectionEvent } from '../src/runtime/ports.ts'
+import { positiveFlag } from './flags.ts'
 
 const { values } = parseArgs({ options: { nodes: { type: 'string', default: '100' }, seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' } } })
-const NODES = Number(values.nodes)
-const SECONDS = Number(values.seconds)
-const ROUNDS = Number(values.rounds)
-for (const [name, value] of [['--nodes', NODES], ['--seconds', SECONDS], ['--rounds', ROUNDS]] as const) {
-  if (!Number.isInteger(value) || value < 1 || value > 100_000) { console.error(`${name} must be a positive integer, got ${String(value)}`); process.exit(2) }
-}
+const NODES = positiveFlag('nodes', values.nodes, 100_000)
+const SECONDS = positiveFlag('seconds', values.seconds, 100_000)
+const ROUNDS = positiveFlag('rounds', values.rounds, 100_000)
 const WARMUP_MS = 5000
 const CITIES = [{ lat: 50.11, lon: 8.68 }, { lat: 40.71, lon: -74.01 }, { lat: 1.35, lon: 103.82 }]
 

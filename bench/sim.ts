@@ -15,6 +15,7 @@ import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parseScenario } from '../simulations/scenario.ts'
 import { runScenario } from '../simulations/runner.ts'
+import { positiveFlag } from './flags.ts'
 
 const { values } = parseArgs({
   options: {
@@ -24,14 +25,9 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' }
   }
 })
-const positive = (name: string, text: string | undefined): number => {
-  const value = Number(text)
-  if (!Number.isInteger(value) || value < 1) { console.error(`--${name} must be a positive integer, got ${text}`); process.exit(2) }
-  return value
-}
-const NODES = positive('nodes', values.nodes)
-const SECONDS = positive('seconds', values.seconds)
-const SEED = positive('seed', values.seed)
+const NODES = positiveFlag('nodes', values.nodes)
+const SECONDS = positiveFlag('seconds', values.seconds)
+const SEED = positiveFlag('seed', values.seed)
 
 const raw = JSON.parse(readFileSync(values.scenario!, 'utf8')) as {
   durationMs: number, generate?: { count: number }, timeline?: Array<{ at: number }>, faults?: { random?: unknown }
