@@ -82,24 +82,20 @@ const REACH_RTT_MOVE = 0.1
 /** True when the origins reached differ from `sent`, or an RTT moved by more than REACH_RTT_MOVE. */
 function reachMoved (sent: ReadonlyMap<PeerId, number>, entries: ReachReport['entries']): boolean {
   if (sent.size !== entries.length) return true
-  for (const entry of entries) {
-    const before = sent.get(entry.origin)
-    if (before === undefined) return true
-    if (Math.abs(entry.rttMs - before) > REACH_RTT_MOVE * Math.max(before, 1)) return true
-  }
-  return false
+  return entries.some((entry) => rttMoved(sent.get(entry.origin), entry.rttMs, REACH_RTT_MOVE))
 }
 
 /**
  * The periodic refresh passes on an RTT only once it has moved by more than this fraction of the
- * one held (or 0.1 ms): the route choice keeps its incumbent within 10 %, so smaller moves change
- * no path, and recomputing every origin's paths for each jittered sample was the largest source of
- * garbage in a steady-state run.
+ * one held: the route choice keeps its incumbent within 10 %, so smaller moves change no path, and
+ * recomputing every origin's paths for each jittered sample was the largest source of garbage in a
+ * steady-state run.
  */
 const RTT_REFRESH_MOVE = 0.02
 
-function rttMoved (heldMs: number | undefined, measuredMs: number): boolean {
-  return heldMs === undefined || Math.abs(measuredMs - heldMs) > Math.max(RTT_REFRESH_MOVE * heldMs, 0.1)
+/** True when nothing is held, or `measuredMs` is more than `fraction` of the held RTT (and 0.1 ms) away from it. */
+function rttMoved (heldMs: number | undefined, measuredMs: number, fraction: number): boolean {
+  return heldMs === undefined || Math.abs(measuredMs - heldMs) > Math.max(fraction * heldMs, 0.1)
 }
 
 /** A route change at one node, for logs, metrics and the simulator's checkers. */
@@ -645,13 +641,13 @@ export class ControlPlane {
     this.warnLongHeld(now)
     const changed = new Set(this.table.expire(now))
     for (const view of this.originHealth()) {
-      if (view.direct && rttMoved(this.table.directRttMs(view.origin), view.rttMs ?? 0)) {
+      if (view.direct && rttMoved(this.table.directRttMs(view.origin), view.rttMs ?? 0, RTT_REFRESH_MOVE)) {
         for (const prefix of this.table.setDirectReach(view.origin, view.rttMs ?? 0)) changed.add(prefix)
       }
     }
     const peers = this.establishedPeers()
     for (const peer of peers) {
-      if (peer.rttMs !== undefined && rttMoved(this.table.neighbourRttMs(peer.peerId), peer.rttMs)) {
+      if (peer.rttMs !== undefined && rttMoved(this.table.neighbourRttMs(peer.peerId), peer.rttMs, RTT_REFRESH_MOVE)) {
         for (const prefix of this.table.setNeighbourRtt(peer.peerId, peer.rttMs)) changed.add(prefix)
       }
     }
