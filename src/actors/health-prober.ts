@@ -113,12 +113,20 @@ export interface HealthProberContext extends HealthProberInput, VerdictState {
   previousVerdict: Verdict
   /** When the next direct probe is due (one jittered interval after the last one started). */
   nextProbeAtMs: number
+  /** When the last direct probe started. */
+  probeStartedAtMs: number
   indirectRounds: number
   lastIndirect: IndirectOutcome | undefined
 }
 
 export type HealthProberEvent =
   | { type: 'health.check.now' }
+  /**
+   * Probe every `intervalMs` from now on (policy.intervalMs changes; nothing else does). The next
+   * probe is due one jittered new interval after the last one started, at once if that is past:
+   * a host probes targets it does not depend on more slowly and speeds one up when it might.
+   */
+  | { type: 'health.cadence.set', intervalMs: number }
   | { type: 'health.probe.succeeded', latencyMs: number }
   | { type: 'health.probe.failed', error: string, latencyMs?: number }
 
@@ -210,8 +218,15 @@ export const healthProberMachine = setup({
     isInconclusive: (_, result: ProbeResult) => result.inconclusive === true
   },
   actions: {
-    scheduleNextProbe: assign({
-      nextProbeAtMs: ({ context }) => context.clock.now() + jitteredMs(context.policy.intervalMs, context.policy.jitter, context.random.next())
+    scheduleNextProbe: assign(({ context }) => {
+      const now = context.clock.now()
+      return { probeStartedAtMs: now, nextProbeAtMs: now + jitteredMs(context.policy.intervalMs, context.policy.jitter, context.random.next()) }
+    }),
+    setCadence: assign(({ context, event }) => {
+      if (event.type !== 'health.cadence.set') return {}
+      const policy = { ...context.policy, intervalMs: event.intervalMs }
+      checkHealthProberPolicy(policy)
+      return { policy, nextProbeAtMs: context.probeStartedAtMs + jitteredMs(policy.intervalMs, policy.jitter, context.random.next()) }
     }),
     reportResult: raise((_, result: ProbeResult): ProbeEvent => result.ok
       ? { type: 'health.probe.succeeded', latencyMs: result.latencyMs }
@@ -280,6 +295,7 @@ export const healthProberMachine = setup({
       reportedVerdict: 'unknown',
       previousVerdict: 'unknown',
       nextProbeAtMs: input.clock.now(),
+      probeStartedAtMs: input.clock.now(),
       indirectRounds: 0,
       lastIndirect: undefined
     }
@@ -302,11 +318,16 @@ export const healthProberMachine = setup({
           },
           after: {
             probeDeadline: { target: 'resting', actions: { type: 'reportFailure', params: ({ context }) => `probe did not settle within ${probeDeadlineMs(context)} ms` } }
-          }
+          },
+          on: { 'health.cadence.set': { actions: 'setCadence' } }
         },
         resting: {
           after: { probeInterval: 'probing' },
-          on: { 'health.check.now': 'probing' }
+          on: {
+            'health.check.now': 'probing',
+            // Re-entered so the wait is measured against the new due time.
+            'health.cadence.set': { target: 'resting', reenter: true, actions: 'setCadence' }
+          }
         }
       }
     },

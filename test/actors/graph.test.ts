@@ -105,7 +105,8 @@ test('graph: every state of health-prober is reachable (peer target, indirect k 
       { type: 'xstate.done.actor.indirectProbe', output: { asked: ['h1', 'h2'], reachedBy: [] } },
       { type: 'health.probe.succeeded', latencyMs: 5 },
       { type: 'health.probe.succeeded', latencyMs: 500 },
-      { type: 'health.probe.failed', error: 'refused' }
+      { type: 'health.probe.failed', error: 'refused' },
+      { type: 'health.cadence.set', intervalMs: 5000 }
     ] as unknown as EventObject[],
     serializeState: (snapshot) => {
       const { verdict, consecutiveOk, consecutiveFail } = snapshot.context

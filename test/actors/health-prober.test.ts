@@ -222,6 +222,38 @@ test('health prober: health.check.now probes at once instead of after the interv
   assert.is(prober.probeTimes.length, 2)
 })
 
+test('health prober: health.cadence.set slows the schedule, and speeding up probes at once when the new interval is past', async () => {
+  const { clock, actor, prober } = start({ script: { direct: () => 5 }, policy: { jitter: 0 } })
+  await runUntil(clock, 2100)
+  assert.equal(prober.probeTimes, [0, 500, 1000, 1500, 2000])
+  // While a probe rests: the next one is due 5 s after the last one started.
+  actor.send({ type: 'health.cadence.set', intervalMs: 5000 })
+  await runUntil(clock, 12_100)
+  assert.equal(prober.probeTimes.slice(5), [7000, 12_000])
+  assert.is(actor.getSnapshot().context.policy.intervalMs, 5000)
+  // 3.4 s after the last start the 500 ms interval is long past: probe now, then every 500 ms.
+  await runUntil(clock, 15_400)
+  actor.send({ type: 'health.cadence.set', intervalMs: 500 })
+  await runUntil(clock, 16_500)
+  assert.equal(prober.probeTimes.slice(7), [15_400, 15_900, 16_400])
+  // Sent while a probe is in flight (a hung one would be too): it applies from that probe's start.
+  actor.send({ type: 'health.cadence.set', intervalMs: 2000 })
+  await runUntil(clock, 20_500)
+  assert.equal(prober.probeTimes.slice(10), [18_400, 20_400])
+  assert.is(actor.getSnapshot().context.verdict, 'healthy')
+  actor.stop()
+})
+
+test('health prober: a cadence the policy check refuses stops the actor with the error, naming intervalMs', async () => {
+  const { clock, actor } = start({ script: { direct: () => 5 } })
+  await runUntil(clock, 100)
+  const errors: unknown[] = []
+  actor.subscribe({ error: (error) => errors.push(error) })
+  actor.send({ type: 'health.cadence.set', intervalMs: 0 })
+  assert.is(errors.length, 1)
+  assert.match(String(errors[0]), /intervalMs must be > 0/)
+})
+
 test('health prober: fed-in probe events are judged like its own probes', async () => {
   const { actor } = start({ script: { direct: () => 'hang' } })
   for (let i = 0; i < 3; i++) actor.send({ type: 'health.probe.succeeded', latencyMs: 2 })
