@@ -152,6 +152,7 @@ function createWorld (scenario: Scenario, seed: number, sinks: InspectionSink[])
   if (protocol.refreshIntervalMs !== undefined) timing.refreshIntervalMs = protocol.refreshIntervalMs
   if (protocol.heartbeatBudgetPerSec !== undefined) timing.heartbeatBudgetPerSec = protocol.heartbeatBudgetPerSec
   if (protocol.directFallback !== undefined) timing.directFallback = protocol.directFallback
+  if (protocol.originStandby !== undefined) timing.originStandby = protocol.originStandby
   return new SimWorld({
     seed,
     sinks,

@@ -49,7 +49,9 @@
 //       "serviceProbe": { "intervalMs", "timeoutMs", "rise", "fall", "jitter" },
 //       "originProbe":  { ... same ... },
 //       "announcementTtlMs", "refreshIntervalMs", "heartbeatIntervalMs", "heartbeatBudgetPerSec", "holdTimeMs",
-//       "directFallback": { "failures": 3, "windowMs": 300000, "holdDownMs": 300000 }
+//       "directFallback": { "failures": 3, "windowMs": 300000, "holdDownMs": 300000 },
+//       "originStandby": { "activePerPrefix": 2, "intervalMs": 5000 }   origins beyond the nearest usable
+//                                                  ones per prefix are probed at this slower period
 //     },
 //     "timeline": [{ "at": 12000, "event": "serviceDown", "node": "fra-0", "service": "api" }, ...],
 //                                                  serviceDown | serviceUp (the service's health check
@@ -83,6 +85,7 @@ import { parsePrefix } from '../src/protocols/cidr.ts'
 import { createRandom } from '../src/runtime/random.ts'
 import { DEFAULT_HOLE_PUNCH } from '../src/runtime/sim-nat.ts'
 import { defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../src/protocols/direct-fallback.ts'
+import { defaultOriginStandbyPolicy, type OriginStandbyPolicy } from '../src/protocols/probe-tiers.ts'
 import { destinationPoint, DEFAULT_LINK_BASE_MS, DEFAULT_ROUTE_INFLATION, type RegionLatency } from './latency.ts'
 import { CITY_REGIONS, citiesIn, createCitySampler, type City } from './cities.ts'
 import {
@@ -143,6 +146,8 @@ export interface ScenarioProtocol {
   holdTimeMs?: number
   /** Formation's relay rule: direct-path failures in a window before an origin is held on relays. */
   directFallback?: DirectFallbackPolicy
+  /** Origins probed more slowly than originProbe: all but `activePerPrefix` usable ones per prefix (probe-tiers.ts). */
+  originStandby?: OriginStandbyPolicy
   /** Replicated state, IP leases and origin validation on every node (state-checks.ts checks them). */
   state?: { leaseMs?: number, antiEntropyIntervalMs?: number, ipam?: { overlayCidr?: string, anycastCidr?: string } }
 }
@@ -534,7 +539,7 @@ function parseProbe (reader: Reader, value: unknown, field: string): ProbeOverri
 
 function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
   if (value === undefined) return {}
-  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'heartbeatBudgetPerSec', 'holdTimeMs', 'state', 'directFallback'])
+  const raw = reader.object(value, 'protocol', ['serviceProbe', 'originProbe', 'announcementTtlMs', 'refreshIntervalMs', 'heartbeatIntervalMs', 'heartbeatBudgetPerSec', 'holdTimeMs', 'state', 'directFallback', 'originStandby'])
   const protocol: ScenarioProtocol = {}
   const serviceProbe = parseProbe(reader, raw.serviceProbe, 'protocol.serviceProbe')
   const originProbe = parseProbe(reader, raw.originProbe, 'protocol.originProbe')
@@ -551,6 +556,13 @@ function parseProtocol (reader: Reader, value: unknown): ScenarioProtocol {
       failures: reader.optionalNumber(fallback.failures, 'protocol.directFallback.failures', 1, 100, defaultDirectFallbackPolicy.failures),
       windowMs: reader.optionalNumber(fallback.windowMs, 'protocol.directFallback.windowMs', 0, 86_400_000, defaultDirectFallbackPolicy.windowMs),
       holdDownMs: reader.optionalNumber(fallback.holdDownMs, 'protocol.directFallback.holdDownMs', 0, 86_400_000, defaultDirectFallbackPolicy.holdDownMs)
+    }
+  }
+  if (raw.originStandby !== undefined) {
+    const standby = reader.object(raw.originStandby, 'protocol.originStandby', ['activePerPrefix', 'intervalMs'])
+    protocol.originStandby = {
+      activePerPrefix: reader.optionalNumber(standby.activePerPrefix, 'protocol.originStandby.activePerPrefix', 1, 1000, defaultOriginStandbyPolicy.activePerPrefix),
+      intervalMs: reader.optionalNumber(standby.intervalMs, 'protocol.originStandby.intervalMs', 50, 600_000, defaultOriginStandbyPolicy.intervalMs)
     }
   }
   if (raw.state !== undefined) {

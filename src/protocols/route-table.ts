@@ -413,6 +413,18 @@ export class RouteTable {
       .map((prefix) => this.entry(prefix))
   }
 
+  /** Per prefix, the origins of its live announcements that do not say the service failed. */
+  * usableOrigins (): Generator<string[]> {
+    for (const state of this.prefixes.values()) {
+      if (state.live === 0) continue
+      const origins: string[] = []
+      for (const [origin, record] of state.records) {
+        if (record.state === 'live' && record.signed.announcement.attributes.health !== 'failed') origins.push(origin)
+      }
+      yield origins
+    }
+  }
+
   /** The latest announcement held for (prefix, origin), live or a signed withdrawal. */
   announcement (prefix: string, origin: string): SignedAnnouncement | undefined {
     const record = this.prefixes.get(prefix)?.records.get(origin)

@@ -11,6 +11,7 @@ import { decodeUpdate, encodeUpdate, packUpdates, signAnnouncement, verifyAnnoun
 import { RouteTable } from '../protocols/route-table.ts'
 import { connectionLoad, isOverloaded } from '../protocols/origin-load.ts'
 import { DirectFallback, defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
+import { activeOrigins, defaultOriginStandbyPolicy, type OriginStandbyPolicy, type TierCandidate } from '../protocols/probe-tiers.ts'
 import type { GeoLocation, ReachReport, RouteAttributes, RouteEntry, SignedAnnouncement } from '../protocols/routes.ts'
 import type { Verdict } from '../protocols/health-verdict.ts'
 import { createSupervisor, type ChildSpec, type Supervisor, type SupervisorDefaults } from './supervisor.ts'
@@ -55,6 +56,8 @@ export interface ControlPlaneConfig {
   drainMs: number
   /** Formation's relay rule (direct-fallback.ts); default 3 failures in 300 s, relayed for 300 s. */
   directFallback?: DirectFallbackPolicy
+  /** Origins probed at a slower cadence (probe-tiers.ts); default 2 active per prefix, others every 5 s. */
+  originStandby?: OriginStandbyPolicy
 }
 
 export const defaultControlPlaneTiming = {
@@ -65,7 +68,8 @@ export const defaultControlPlaneTiming = {
   announcementTtlMs: 15_000,
   refreshIntervalMs: 1000,
   drainMs: 1000,
-  directFallback: defaultDirectFallbackPolicy as DirectFallbackPolicy
+  directFallback: defaultDirectFallbackPolicy as DirectFallbackPolicy,
+  originStandby: defaultOriginStandbyPolicy as OriginStandbyPolicy
 }
 
 /**
@@ -130,6 +134,8 @@ export interface OriginHealthView {
   direct: boolean
   /** Held on relays by Formation's rule (repeated direct failures); the direct path is demoted. */
   relayedByRule: boolean
+  /** The probe period now: originProbe's, or originStandby's for an origin this node does not depend on. */
+  intervalMs: number
 }
 
 /**
@@ -399,7 +405,8 @@ export class ControlPlane {
         rttMs: context.lastLatencyMs,
         lastError: context.lastError,
         direct: directlyReachable(context.verdict, context.consecutiveFail),
-        relayedByRule: this.table.isDirectDemoted(child.id.slice('origin-probe:'.length))
+        relayedByRule: this.table.isDirectDemoted(child.id.slice('origin-probe:'.length)),
+        intervalMs: context.policy.intervalMs
       }]
     })
   }
@@ -544,7 +551,7 @@ export class ControlPlane {
     this.routesChanged([...changed])
     // Only an accepted announcement can bring a new origin (expiry is the refresh's to handle): a
     // reach report or a duplicate leaves the set of origins to probe as it was.
-    if (accepted) this.syncOriginProbers()
+    if (accepted) { this.syncOriginProbers(); this.retierOriginProbers() }
   }
 
   // ---- origins: reachability and RTT ----------------------------------------------------------
@@ -584,7 +591,48 @@ export class ControlPlane {
       // A triggered report: neighbours relaying through us learn at once, not at the next refresh.
       // The prober's snapshot still shows the old verdict while it notifies, so this one is given.
       this.sendReachReport(this.establishedPeers(), { origin, rttMs: rtt })
+      // A failed origin hands its place among the active ones to the next (after this verdict lands).
+      if (verdict === 'failed' || detail.previous === 'failed') this.retierSoon()
     })
+  }
+
+  private retierPending = false
+  private retierSoon (): void {
+    if (this.retierPending) return
+    this.retierPending = true
+    this.components.clock.setTimeout(() => { this.retierPending = false; this.retierOriginProbers() }, 0)
+  }
+
+  /**
+   * Probe at the full rate the origins this node routes to or would fail over to (probe-tiers.ts),
+   * the chosen ones, and any origin a neighbour may reach only through us (its reach report lacks
+   * it, so our report may be its path there: that must not go stale); the rest every
+   * originStandby.intervalMs.
+   */
+  private retierOriginProbers (): void {
+    if (!this.running) return
+    const standby = this.config.originStandby ?? defaultOriginStandbyPolicy
+    const probers = new Map<PeerId, ProberActor>()
+    for (const child of this.originsSupervisor.children()) {
+      const ref = this.originsSupervisor.child(child.id)
+      if (ref?.kind === 'actor') probers.set(child.id.slice('origin-probe:'.length), ref.actor as ProberActor)
+    }
+    const candidates = (origins: string[]): TierCandidate[] => origins.flatMap((origin) => {
+      const context = probers.get(origin)?.getSnapshot().context
+      return context === undefined ? [] : [{ origin, rttMs: context.srttMs, failed: context.verdict === 'failed' }]
+    })
+    const active = activeOrigins([...this.table.usableOrigins()].map(candidates), standby.activePerPrefix)
+    for (const origin of this.chosen.values()) if (origin !== undefined) active.add(origin)
+    const neighbours = this.establishedPeers()
+    for (const origin of probers.keys()) {
+      if (active.has(origin)) continue
+      const others = neighbours.length - (neighbours.some((peer) => peer.peerId === origin) ? 1 : 0)
+      if (this.table.relayCount(origin) < others) active.add(origin)
+    }
+    for (const [origin, prober] of probers) {
+      const intervalMs = active.has(origin) ? this.config.originProbe.intervalMs : Math.max(standby.intervalMs, this.config.originProbe.intervalMs)
+      if (prober.getSnapshot().context.policy.intervalMs !== intervalMs) prober.send({ type: 'health.cadence.set', intervalMs })
+    }
   }
 
   private readonly relayHoldDowns = new Map<PeerId, unknown>()
@@ -653,6 +701,7 @@ export class ControlPlane {
     }
     this.routesChanged([...changed])
     this.syncOriginProbers()
+    this.retierOriginProbers()
     this.sendReachReport(peers, undefined, true)
   }
 

@@ -14,6 +14,7 @@ import { StateReplicator } from './state-replicator.ts'
 import { DEFAULT_LEASE_MS, LeaseManager } from './lease-manager.ts'
 import { parseIpamConfig, type IpamConfig, type IpamConfigInput } from '../protocols/ipam.ts'
 import type { DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
+import type { OriginStandbyPolicy } from '../protocols/probe-tiers.ts'
 import { planServiceRegistration, type ServiceRecord } from '../protocols/service-registry.ts'
 import type { NodeLocation, ServiceConfig } from './config.ts'
 import { ControlPlane, defaultControlPlaneTiming, type OriginValidation } from './control-plane.ts'
@@ -65,6 +66,8 @@ export interface NodeHostConfig {
   drainMs: number
   /** Formation's relay rule (src/protocols/direct-fallback.ts); default 3 failures in 300 s, 300 s relayed. */
   directFallback?: DirectFallbackPolicy
+  /** Origins probed more slowly than originProbe (src/protocols/probe-tiers.ts); default 2 active per prefix, others every 5 s. */
+  originStandby?: OriginStandbyPolicy
   /** The IP address DNS answers give for this node, sent in heartbeats (GeoDNS). */
   address?: string
   /** Replicated state (state-replicator.ts), IP leases and origin validation: off unless given. */
@@ -202,6 +205,7 @@ export class NodeHost {
         refreshIntervalMs: config.refreshIntervalMs,
         drainMs: config.drainMs,
         ...(config.directFallback === undefined ? {} : { directFallback: config.directFallback }),
+        ...(config.originStandby === undefined ? {} : { originStandby: config.originStandby }),
         ...(config.location === undefined ? {} : { location: { lat: config.location.lat, lon: config.location.lon, ...(config.location.region === undefined ? {} : { region: config.location.region }) } })
       },
       defaults,

@@ -135,8 +135,8 @@ export async function runStatusCommand (options: { api: string, json: boolean, w
   }
   if (health.origins.length > 0) {
     options.write('')
-    options.write(table(['ORIGIN PROBE', 'VERDICT', 'RTT ms', 'LAST ERROR'], health.origins.map((origin) => [
-      name(origin.origin), origin.verdict, origin.rttMs === undefined ? '-' : origin.rttMs.toFixed(1), origin.lastError ?? ''
+    options.write(table(['ORIGIN PROBE', 'VERDICT', 'RTT ms', 'EVERY ms', 'LAST ERROR'], health.origins.map((origin) => [
+      name(origin.origin), origin.verdict, origin.rttMs === undefined ? '-' : origin.rttMs.toFixed(1), String(origin.intervalMs), origin.lastError ?? ''
     ])))
   }
   return 0
