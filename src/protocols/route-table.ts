@@ -413,6 +413,15 @@ export class RouteTable {
       .map((prefix) => this.entry(prefix))
   }
 
+  /** Origins with an announcement held, live or a withdrawal (what snapshotAnnouncements would list). */
+  heldOrigins (): Set<string> {
+    const origins = new Set<string>()
+    for (const state of this.prefixes.values()) {
+      for (const [origin, record] of state.records) if (record.state !== 'suppressed') origins.add(origin)
+    }
+    return origins
+  }
+
   /** Per prefix, the origins of its live announcements that do not say the service failed. */
   * usableOrigins (): Generator<string[]> {
     for (const state of this.prefixes.values()) {

@@ -534,24 +534,24 @@ export class ControlPlane {
     if (update === undefined) return
     const now = this.components.clock.now()
     const changed = new Set<string>()
-    let accepted = false
+    let candidatesChanged = false
     for (const signed of update.announcements) {
       if (signed.announcement.origin === this.components.signer.nodeId) continue
       // Gossip was verified by the validator; session updates are verified here.
       if (neighbour !== undefined && !this.verified(signed, neighbour)) continue
       if (!this.originAllowed(signed)) continue
       const result = this.table.applyAnnouncement(signed, now)
-      accepted ||= result.accepted
-      if (result.changedPrefix !== undefined) { changed.add(result.changedPrefix); this.counters.applied.inc() }
+      if (result.changedPrefix !== undefined) { changed.add(result.changedPrefix); candidatesChanged = true; this.counters.applied.inc() }
     }
     if (update.reach !== undefined && neighbour !== undefined) {
       const rtt = this.establishedPeers().find((peer) => peer.peerId === neighbour)?.rttMs
       for (const prefix of this.table.applyReachReport(neighbour, rtt, update.reach)) changed.add(prefix)
     }
     this.routesChanged([...changed])
-    // Only an accepted announcement can bring a new origin (expiry is the refresh's to handle): a
-    // reach report or a duplicate leaves the set of origins to probe as it was.
-    if (accepted) { this.syncOriginProbers(); this.retierOriginProbers() }
+    // Only an announcement that changed a prefix's candidates can bring a new origin, or fail or
+    // withdraw one (expiry is the refresh's to handle): a refresh with the same content, a reach
+    // report or a duplicate leaves the origins to probe, and their tiers, as they were.
+    if (candidatesChanged) { this.syncOriginProbers(); this.retierOriginProbers() }
   }
 
   // ---- origins: reachability and RTT ----------------------------------------------------------
@@ -559,7 +559,7 @@ export class ControlPlane {
   /** One peer prober per remote origin in the table; none for origins that left it. */
   private syncOriginProbers (): void {
     if (!this.running) return
-    const wanted = new Set(this.table.snapshotAnnouncements().map((signed) => signed.announcement.origin))
+    const wanted = this.table.heldOrigins()
     wanted.delete(this.components.signer.nodeId)
     for (const child of this.originsSupervisor.children()) {
       const origin = child.id.slice('origin-probe:'.length)

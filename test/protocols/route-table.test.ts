@@ -457,4 +457,20 @@ test('route-table: property — pathTo (cached) equals the best path recomputed 
   }), { seed: 33, numRuns: 500 })
 })
 
+test('heldOrigins lists origins with a live announcement or a withdrawal; usableOrigins, per prefix, the live ones not failed', () => {
+  const t = table()
+  t.applyAnnouncement(ann({ origin: 'a', seq: 1 }), 0)
+  t.applyAnnouncement(ann({ origin: 'b', seq: 1, health: 'failed' }), 0)
+  t.applyAnnouncement(ann({ origin: 'c', seq: 1 }), 0)
+  t.applyAnnouncement(ann({ origin: 'c', seq: 2, withdrawn: true }), 0)
+  t.applyAnnouncement(ann({ prefix: P2, origin: 'd', seq: 1, health: 'degraded' }), 0)
+  t.applyAnnouncement(ann({ prefix: P2, origin: 'a', seq: 1 }), 0)
+  assert.equal([...t.heldOrigins()].sort(), ['a', 'b', 'c', 'd'])
+  assert.equal([...t.usableOrigins()].map((origins) => origins.sort()), [['a'], ['a', 'd']])
+  // Lapsed announcements are neither held nor usable.
+  t.expire(TTL + 1)
+  assert.equal([...t.heldOrigins()], [])
+  assert.equal([...t.usableOrigins()], [])
+})
+
 test.run()
