@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert'
 import { createSocket } from 'node:dgram'
 import dnsPacket, { type DecodedPacket, type PacketOpt } from 'dns-packet'
 import { SimWorld } from '../../simulations/world.ts'
-import { createNodeZone, zoneSourceFromNode, type NodeZone, type ZoneSource } from '../../src/runtime/zone-view.ts'
+import { createNodeZone, zoneHealth, zoneSourceFromNode, type NodeZone, type ZoneSource } from '../../src/runtime/zone-view.ts'
 import { createAnswerer } from '../../src/protocols/dns-answer.ts'
 import { decodeQuery } from '../../src/protocols/dns-codec.ts'
 import { createDnsServer, type DnsServer } from '../../src/runtime/dns-server.ts'
@@ -287,5 +287,17 @@ test('zone: an origin that leaves the table is remembered as failed; nothing liv
 })
 
 test.after(async () => { await h.stop() })
+
+test('zone: an origin with no overlay path is failed once our probe says failed and degraded while it is only suspected; with a path the announcement stands', () => {
+  assert.is(zoneHealth('healthy', true, 'failed'), 'healthy')
+  assert.is(zoneHealth('healthy', false, 'failed'), 'failed')
+  assert.is(zoneHealth('healthy', false, 'degraded'), 'degraded')
+  assert.is(zoneHealth('degraded', false, 'degraded'), 'degraded')
+  assert.is(zoneHealth('failed', false, 'degraded'), 'failed')
+  assert.is(zoneHealth('healthy', false, 'healthy'), 'healthy')
+  // Not probed (this node is the origin, or its prober is starting): the announcement stands.
+  assert.is(zoneHealth('healthy', false, undefined), 'healthy')
+  assert.is(zoneHealth('degraded', false, 'unknown'), 'degraded')
+})
 
 test.run()
