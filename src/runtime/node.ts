@@ -78,6 +78,13 @@ export const DEFAULT_MAX_SESSIONS = 32
 /** RFC 4486 §4: Cease subcode "Connection Rejected". */
 export const CEASE_CONNECTION_REJECTED = 5
 
+/**
+ * Heartbeats the validator accepted, by payload, so delivery does not decode them again. Shared by
+ * every node of the process and never mutated: the simulator hands all its nodes the same payload,
+ * so each heartbeat is held once however many member lists hold it.
+ */
+const decodedHeartbeats = new WeakMap<Uint8Array, Heartbeat>()
+
 export const defaultNodeTiming = { heartbeatIntervalMs: 1000, heartbeatBudgetPerSec: 20, memberStaleMs: 5000, ...defaultControlPlaneTiming }
 
 export interface PeerSummary {
@@ -143,8 +150,6 @@ export class NodeHost {
   private readonly members = new Map<PeerId, Member>()
   /** Sessions in `established`, kept by their actors' subscriptions: the control plane asks on every update. */
   private readonly establishedSessions = new Map<PeerId, Actor<typeof peerSessionMachine>>()
-  /** Heartbeats the validator accepted, by payload, so delivery does not decode them again. */
-  private readonly validatedHeartbeats = new WeakMap<Uint8Array, Heartbeat>()
   private readonly unsubscribes: Unsubscribe[] = []
   private readonly incarnation: number
   private readonly counters: { invalidGossip: Counter, sessionsEstablished: Counter, sessionsRefused: Counter }
@@ -435,7 +440,7 @@ export class NodeHost {
 
   private validateHeartbeat (message: OverlayMessage): 'accept' | 'reject' {
     try {
-      this.validatedHeartbeats.set(message.data, decodeHeartbeat(message.data))
+      if (!decodedHeartbeats.has(message.data)) decodedHeartbeats.set(message.data, decodeHeartbeat(message.data))
       return 'accept'
     } catch (error) {
       this.counters.invalidGossip.inc({ topic: 'health' })
@@ -445,7 +450,7 @@ export class NodeHost {
   }
 
   private recordHeartbeat (message: OverlayMessage): void {
-    let heartbeat: Heartbeat | undefined = this.validatedHeartbeats.get(message.data)
+    let heartbeat: Heartbeat | undefined = decodedHeartbeats.get(message.data)
     try { heartbeat ??= decodeHeartbeat(message.data) } catch { return }
     const known = this.members.get(message.from)
     const newer = known === undefined || known.heartbeat.incarnation !== heartbeat.incarnation || heartbeat.seq > known.heartbeat.seq

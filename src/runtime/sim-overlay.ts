@@ -382,10 +382,15 @@ export class SimOverlay implements Overlay {
     const state = this.topics.get(rpc.topic)
     if (state === undefined) return
     this.markSeen(rpc.key)
+    // Every node gets the message's one payload, read-only, as each libp2p node gets one buffer per
+    // message for its validator and its subscribers: what a node decodes from it can be kept by
+    // payload (node.ts shares decoded heartbeats that way, so 10,000 simulated members do not each
+    // hold their own copy of every heartbeat).
+    const message = { topic: rpc.topic, from: rpc.from, data: rpc.data }
     const validator = this.validators.get(rpc.topic)
     if (validator !== undefined) {
       let verdict: string
-      try { verdict = validator({ topic: rpc.topic, from: rpc.from, data: rpc.data.slice() }) } catch { verdict = 'reject' }
+      try { verdict = validator(message) } catch { verdict = 'reject' }
       if (verdict !== 'accept') return
     }
     this.remember(rpc)
@@ -393,7 +398,7 @@ export class SimOverlay implements Overlay {
     for (const peer of state.mesh) {
       if (peer !== from && peer !== rpc.from) this.network.sendRpc(this.node, peer, rpc, bytes, true)
     }
-    callAll(state.handlers, { topic: rpc.topic, from: rpc.from, data: rpc.data.slice() })
+    callAll(state.handlers, message)
   }
 
   private onIHave (from: PeerId, topic: string, ids: number[]): void {
