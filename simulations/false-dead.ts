@@ -1,9 +1,12 @@
 // False "dead" verdicts, counted from outside production code: an inspection sink watches every
 // origin prober (systemId `origin-probe:<origin>`, state `{ verdict: … }`) and, each time one enters
 // `failed`, asks the world's ground truth whether the origin was in fact alive and reachable from
-// the probing node at that instant. If it was, the verdict was false (DESIGN §5: fewer than one per
-// 10⁶ probe intervals under 10 % loss). Loss does not count as unreachable: surviving it is what
-// indirect probes (SWIM) are for.
+// the probing node at that instant, and had been since before any probe then in flight left. If it
+// was, the verdict was false (DESIGN §5: fewer than one per 10⁶ probe intervals under 10 % loss).
+// Loss does not count as unreachable: surviving it is what indirect probes (SWIM) are for. A verdict
+// right after the origin came back or a partition healed is not judged: the probes that decided it
+// left while the origin was in fact unreachable (a standby origin is probed every 5 s, so its
+// verdict on a crash can land after the restart).
 import type { InspectionSink } from '../src/runtime/inspection.ts'
 import type { InspectionEvent } from '../src/runtime/ports.ts'
 
@@ -14,7 +17,10 @@ const MAX_EXAMPLES = 10
 export interface FalseDeadInput {
   /** Whether events from `node` count now (a crashed node's actors winding down do not). */
   isObserved: (node: string) => boolean
-  /** Ground truth: `origin` is alive and packets get from `node` to it and back. */
+  /**
+   * Ground truth: `origin` is alive and packets get from `node` to it and back, and have since
+   * before the longest probe now in flight left (false when it came back too recently to tell).
+   */
   isAliveAndReachable: (node: string, origin: string) => boolean
 }
 

@@ -421,11 +421,36 @@ interface Outputs {
   series: SeriesRecorder | undefined
 }
 
+/**
+ * When an origin last came back or the partitions last changed, at or before `atMs`: a probe that
+ * left before then may still time out after it, so a failed verdict so soon is not judged.
+ */
+export function settledSince (scenario: Scenario): (origin: string, atMs: number) => number {
+  const partitions = scenario.faults.filter((fault) => fault.event === 'partition')
+  const ids = new Set(partitions.map((fault) => fault.id))
+  const changes = [
+    ...partitions.flatMap((fault) => fault.durationMs === undefined ? [fault.at] : [fault.at, fault.at + fault.durationMs]),
+    ...scenario.faults.flatMap((fault) => fault.event === 'faultEnd' && ids.has(fault.ends) ? [fault.at] : [])
+  ].sort((a, b) => a - b)
+  const restarts = scenario.timeline.filter((event) => event.event === 'nodeRestart')
+  const lastAtOrBefore = (times: readonly number[], atMs: number): number => {
+    let last = -Infinity
+    for (const t of times) { if (t > atMs) break; last = t }
+    return last
+  }
+  return (origin, atMs) => Math.max(lastAtOrBefore(changes, atMs), lastAtOrBefore(restarts.filter((event) => event.node === origin).map((event) => event.at), atMs))
+}
+
 function createOutputs (scenario: Scenario, options: RunOptions, checkEveryMs: number, observed: () => { observer: Observer, world: SimWorld } | undefined): Outputs {
+  const settled = settledSince(scenario)
+  // The longest a probe can be in flight: the slowest period's 0.9, plus the prober's 10 % (health-prober.ts).
+  const { originProbe, originStandby } = { ...defaultNodeTiming, ...scenario.protocol }
+  const graceMs = Math.max(originProbe.intervalMs ?? defaultNodeTiming.originProbe.intervalMs, originStandby.intervalMs)
   const falseDead = createFalseDeadSink({
     isObserved: (node) => observed()?.observer.live.has(node) ?? false,
     isAliveAndReachable: (node, origin) => {
       const { observer, world } = observed()!
+      if (world.clock.now() - settled(origin, world.clock.now()) < graceMs) return false
       // Behind NAT, an origin the node cannot connect to directly (an unpunchable pair) is not reachable by its own probes.
       return observer.live.has(origin) && world.network.isReachable(node, origin) && world.network.isReachable(origin, node) && world.network.canConnectDirectly(node, origin)
     }
