@@ -8,7 +8,9 @@
 //   body:         str prefix · str service · str origin · f64 seq · u8 flags · u8 health ·
 //                 u16 preference · f64 load · u32 ttlMs · [f64 lat · f64 lon · [str region]]
 //                 flags: bit 0 withdrawn, bit 1 location present, bit 2 region present
-//   reach:        str from · f64 seq · u16 entry count · (str origin · f64 rttMs) × count
+//   reach:        str from · f64 seq · u16 entry count · (str origin · f64 rttMs) × count ·
+//                 u16 relaying count · str prefix × count (prefixes the reporter forwards through a
+//                 relay: absent from the object when the count is 0)
 //   str:          u8 byte length · UTF-8
 //
 // The encoding is canonical: every value has exactly one encoding and decoding rejects anything
@@ -23,11 +25,13 @@ import { ByteReader, ByteWriter } from './bytes.ts'
 import type { HealthState, ReachReport, RouteAnnouncement, SignedAnnouncement } from './routes.ts'
 import type { Signer, Verifier } from '../runtime/ports.ts'
 
-export const UPDATE_VERSION = 1
+/** 2: reach reports carry the prefixes their sender relays (version 1 had no such list). */
+export const UPDATE_VERSION = 2
 export const SIGNING_DOMAIN = 'form-anycast/announce/v1\n'
 export const MAX_UPDATE_MESSAGE_BYTES = MAX_UPDATE_BYTES
 export const MAX_ANNOUNCEMENTS_PER_UPDATE = 256
 export const MAX_REACH_ENTRIES = 1024
+export const MAX_REACH_RELAYING = 1024
 export const MAX_SIGNATURE_BYTES = 128
 export const MAX_NODE_ID_LENGTH = 128
 export const MAX_REGION_LENGTH = 64
@@ -160,6 +164,17 @@ export function validateReachReport (r: ReachReport, path = 'reach.'): void {
     if (seen.has(entry.origin as string)) throw new AnnouncementError(`${field}.origin`, 'duplicate origin')
     seen.add(entry.origin as string)
   })
+  const relaying = value.relaying
+  if (relaying === undefined) return
+  if (!Array.isArray(relaying)) throw new AnnouncementError(`${path}relaying`, 'must be an array')
+  if (relaying.length === 0) throw new AnnouncementError(`${path}relaying`, 'must be absent when empty (one encoding per report)')
+  if (relaying.length > MAX_REACH_RELAYING) throw new AnnouncementError(`${path}relaying`, `more than ${MAX_REACH_RELAYING}`)
+  const prefixes = new Set<string>()
+  relaying.forEach((prefix: unknown, index) => {
+    checkPrefix(prefix, `${path}relaying[${index}]`)
+    if (prefixes.has(prefix as string)) throw new AnnouncementError(`${path}relaying[${index}]`, 'duplicate prefix')
+    prefixes.add(prefix as string)
+  })
 }
 
 /** Throws AnnouncementError unless the whole message is within bounds (except its byte size). */
@@ -188,7 +203,8 @@ function bodyLength (a: RouteAnnouncement): number {
 }
 
 function reachLength (r: ReachReport): number {
-  return stringLength(r.from) + 8 + 2 + r.entries.reduce((sum, entry) => sum + stringLength(entry.origin) + 8, 0)
+  return stringLength(r.from) + 8 + 2 + r.entries.reduce((sum, entry) => sum + stringLength(entry.origin) + 8, 0) +
+    2 + (r.relaying ?? []).reduce((sum, prefix) => sum + stringLength(prefix), 0)
 }
 
 function measure (message: UpdateMessage): number {
@@ -256,6 +272,9 @@ export function encodeUpdate (message: UpdateMessage): Uint8Array {
       writer.string8(entry.origin)
       writer.f64(entry.rttMs)
     }
+    const relaying = reach.relaying ?? []
+    writer.u16(relaying.length)
+    for (const prefix of relaying) writer.string8(prefix)
   }
   return writer.bytes
 }
@@ -325,7 +344,11 @@ function readReach (reader: ByteReader): ReachReport {
   for (let index = 0; index < count; index++) {
     entries.push({ origin: reader.string8(`reach.entries[${index}].origin`), rttMs: reader.f64(`reach.entries[${index}].rttMs`) })
   }
-  const report = { from, seq, entries }
+  const relayingCount = reader.u16('reach.relaying')
+  if (relayingCount > MAX_REACH_RELAYING) throw new AnnouncementError('reach.relaying', `more than ${MAX_REACH_RELAYING}`)
+  const relaying: string[] = []
+  for (let index = 0; index < relayingCount; index++) relaying.push(reader.string8(`reach.relaying[${index}]`))
+  const report: ReachReport = relaying.length === 0 ? { from, seq, entries } : { from, seq, entries, relaying }
   validateReachReport(report)
   return report
 }

@@ -24,6 +24,12 @@ export interface RouteTableOptions {
   maxPrefixes?: number
   maxOriginsPerPrefix?: number
   maxNeighbours?: number
+  /**
+   * Gate relay paths per prefix (the control plane's setting): a prefix uses relay paths only once
+   * openRelays(prefix) was called, so that its node can first tell its neighbours it is about to
+   * relay that prefix. Default false: relay paths count as soon as they are known.
+   */
+  gateRelays?: boolean
 }
 
 export type ApplyRejection = 'stale' | 'duplicate' | 'withdrawn-unknown' | 'table-full'
@@ -70,7 +76,11 @@ interface NeighbourReach {
   rttMs: number
   seq: number
   entries: Map<string, number>
+  /** Prefixes the neighbour relays itself: it is no relay for them. */
+  relaying: ReadonlySet<string>
 }
+
+const NOTHING_RELAYED: ReadonlySet<string> = new Set()
 
 function compareText (a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
@@ -121,6 +131,11 @@ export class RouteTable {
   private readonly directDemoted = new Set<string>()
   /** pathTo's answers by origin (undefined: no path), until a mutation touches the origin. */
   private readonly paths = new Map<string, RoutePath | undefined>()
+  /** pathFor's answers by origin, then prefix, dropped with the origin's pathTo answer. */
+  private readonly prefixPaths = new Map<string, Map<string, RoutePath | undefined>>()
+  private readonly gateRelays: boolean
+  /** With gateRelays: the prefixes whose relay paths are open (openRelays). */
+  private readonly relaysOpen = new Set<string>()
   private readonly neighbours = new Map<string, NeighbourReach>()
   private readonly relaysByOrigin = new Map<string, Set<string>>()
   /** The origin chosen at the last selection per prefix: the incumbent for cost hysteresis. */
@@ -135,6 +150,7 @@ export class RouteTable {
     this.maxPrefixes = options.maxPrefixes ?? DEFAULT_MAX_PREFIXES
     this.maxOriginsPerPrefix = options.maxOriginsPerPrefix ?? DEFAULT_MAX_ORIGINS_PER_PREFIX
     this.maxNeighbours = options.maxNeighbours ?? DEFAULT_MAX_NEIGHBOURS
+    this.gateRelays = options.gateRelays ?? false
   }
 
   // --- announcements ----------------------------------------------------------------------------
@@ -238,39 +254,120 @@ export class RouteTable {
 
   // --- reachability -----------------------------------------------------------------------------
 
-  /** This node's best path to `origin`: local, direct, or via one neighbour; undefined if none. */
+  /**
+   * This node's best path to `origin`, whatever prefix it is for: local, direct, or via one
+   * neighbour; undefined if none. What status and the probe tiers read; a route uses pathFor.
+   */
   pathTo (origin: string): RoutePath | undefined {
     if (origin === this.self) return localPath(this.self)
     // Paths are read on every candidate list and change only through pathChanges, which drops
     // the cached path of every origin a mutation touches.
     if (this.paths.has(origin)) return this.paths.get(origin)
-    const direct = this.direct.get(origin)
-    let best = direct === undefined ? undefined : directPath(origin, direct)
-    let relayed: RoutePath | undefined
-    for (const relay of this.relayBlocked.has(origin) ? [] : this.relaysByOrigin.get(origin) ?? []) {
-      const reach = this.neighbours.get(relay) as NeighbourReach
-      const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
-      if (path !== undefined && (relayed === undefined || comparePaths(path, relayed) < 0)) relayed = path
-    }
-    // A demoted direct path (setDirectDemoted) yields to any relay path, however slower.
-    if (relayed !== undefined && (best === undefined || this.directDemoted.has(origin) || comparePaths(relayed, best) < 0)) best = relayed
+    const best = this.computePath(origin, undefined)
     if (this.paths.size >= this.maxPrefixes * this.maxOriginsPerPrefix) this.paths.clear()
     this.paths.set(origin, best)
     return best
   }
 
-  /** Run `mutate`, then report the prefixes of those `origins` whose best path changed, sorted. */
-  private pathChanges (origins: Iterable<string>, mutate: () => void): string[] {
-    const before = new Map<string, RoutePath | undefined>()
+  /**
+   * The path a route for `prefix` may take to `origin`: as pathTo, except that a neighbour which
+   * relays `prefix` itself is no relay for it, and with gateRelays the prefix's relay paths count
+   * only once opened. `gated` false ignores the gate (what the route would be once opened).
+   */
+  pathFor (origin: string, prefix: string, gated = true): RoutePath | undefined {
+    if (origin === this.self) return localPath(this.self)
+    if (!gated) return this.computePath(origin, prefix, false)
+    let byPrefix = this.prefixPaths.get(origin)
+    if (byPrefix?.has(prefix) === true) return byPrefix.get(prefix)
+    const best = this.computePath(origin, prefix, true)
+    if (byPrefix === undefined) {
+      if (this.prefixPaths.size >= this.maxPrefixes * this.maxOriginsPerPrefix) this.prefixPaths.clear()
+      this.prefixPaths.set(origin, byPrefix = new Map())
+    }
+    byPrefix.set(prefix, best)
+    return best
+  }
+
+  private computePath (origin: string, prefix: string | undefined, gated = true): RoutePath | undefined {
+    const direct = this.direct.get(origin)
+    let best = direct === undefined ? undefined : directPath(origin, direct)
+    const closed = this.relayBlocked.has(origin) || (prefix !== undefined && gated && this.gateRelays && !this.relaysOpen.has(prefix))
+    let relayed: RoutePath | undefined
+    for (const relay of closed ? [] : this.relaysByOrigin.get(origin) ?? []) {
+      const reach = this.neighbours.get(relay) as NeighbourReach
+      if (prefix !== undefined && reach.relaying.has(prefix)) continue
+      const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
+      if (path !== undefined && (relayed === undefined || comparePaths(path, relayed) < 0)) relayed = path
+    }
+    // A demoted direct path (setDirectDemoted) yields to any relay path, however slower.
+    if (relayed !== undefined && (best === undefined || this.directDemoted.has(origin) || comparePaths(relayed, best) < 0)) best = relayed
+    return best
+  }
+
+  /**
+   * Run `mutate`, then report the prefixes whose path to one of those `origins` changed, sorted.
+   * Only `prefix`'s paths are compared when it is given. While a prefix's relay paths are gated
+   * shut, the path it would take once opened counts too: that is what wantsRelay reads, so the
+   * caller learns when to open them.
+   */
+  private pathChanges (origins: Iterable<string>, mutate: () => void, prefix?: string): string[] {
+    const before = new Map<string, [RoutePath | undefined, RoutePath | undefined]>()
     const touched = [...origins]
-    for (const origin of touched) if (this.prefixesByOrigin.has(origin)) before.set(origin, this.pathTo(origin))
+    const key = (origin: string, of: string): string => `${origin}\u0000${of}`
+    const prefixesOf = (origin: string): Iterable<string> => prefix === undefined ? this.prefixesByOrigin.get(origin) ?? [] : this.prefixesByOrigin.get(origin)?.has(prefix) === true ? [prefix] : []
+    const paths = (origin: string, of: string): [RoutePath | undefined, RoutePath | undefined] => {
+      const gated = this.pathFor(origin, of)
+      return [gated, this.relaysOpenFor(of) ? gated : this.pathFor(origin, of, false)]
+    }
+    for (const origin of touched) for (const of of prefixesOf(origin)) before.set(key(origin, of), paths(origin, of))
     mutate()
-    for (const origin of touched) this.paths.delete(origin)
+    for (const origin of touched) {
+      this.paths.delete(origin)
+      if (prefix === undefined) this.prefixPaths.delete(origin)
+      else this.prefixPaths.get(origin)?.delete(prefix)
+    }
     const changed = new Set<string>()
-    for (const [origin, path] of before) {
-      if (!samePath(path, this.pathTo(origin))) for (const prefix of this.prefixesByOrigin.get(origin) ?? []) changed.add(prefix)
+    for (const origin of touched) {
+      for (const of of prefixesOf(origin)) {
+        const [gated, open] = before.get(key(origin, of)) ?? [undefined, undefined]
+        const [gatedNow, openNow] = paths(origin, of)
+        if (!samePath(gated, gatedNow) || !samePath(open, openNow)) changed.add(of)
+      }
     }
     return [...changed].sort(compareText)
+  }
+
+  /**
+   * With gateRelays: open (or close) `prefix`'s relay paths. The caller opens them once its
+   * neighbours have heard that it relays the prefix (its reach report's `relaying`), so none of
+   * them still relays the prefix through it; it closes them when its route no longer wants a relay.
+   * Returns [prefix] when the prefix's paths changed.
+   */
+  setRelaysOpen (prefix: string, open: boolean): string[] {
+    if (open === this.relaysOpen.has(prefix)) return []
+    const origins = [...this.prefixes.get(prefix)?.records.keys() ?? []]
+    return this.pathChanges(origins, () => {
+      if (open) this.relaysOpen.add(prefix)
+      else this.relaysOpen.delete(prefix)
+    }, prefix)
+  }
+
+  /** Whether `prefix`'s relay paths are open (always true without gateRelays). */
+  relaysOpenFor (prefix: string): boolean { return !this.gateRelays || this.relaysOpen.has(prefix) }
+
+  /**
+   * Whether the route for `prefix` would go through a relay were its relay paths open: what the
+   * caller asks before opening them. No side effect on the incumbent.
+   */
+  wantsRelay (prefix: string): boolean {
+    const state = this.prefixes.get(prefix)
+    if (state === undefined || state.live === 0) return false
+    const candidates: RouteCandidate[] = []
+    for (const [origin, record] of state.records) {
+      if (record.state === 'live') candidates.push({ origin, seq: record.signed.announcement.seq, attributes: record.signed.announcement.attributes, path: this.pathFor(origin, prefix, false) })
+    }
+    const selected = selectBestPath(prefix, '', candidates, this.chosen.get(prefix))
+    return selected.origin !== undefined && selected.origin !== this.self && selected.nextHop !== selected.origin
   }
 
   /**
@@ -346,7 +443,8 @@ export class RouteTable {
       if (!replace) { known.rttMs = neighbourRttMs; return }
       this.removeRelays(neighbour, known)
       const entries = new Map(report.entries.map((entry) => [entry.origin, entry.rttMs]))
-      this.neighbours.set(neighbour, { rttMs: neighbourRttMs, seq: report.seq, entries })
+      const relaying = report.relaying === undefined ? NOTHING_RELAYED : new Set(report.relaying)
+      this.neighbours.set(neighbour, { rttMs: neighbourRttMs, seq: report.seq, entries, relaying })
       for (const origin of entries.keys()) {
         let relays = this.relaysByOrigin.get(origin)
         if (relays === undefined) this.relaysByOrigin.set(origin, relays = new Set())
@@ -390,7 +488,7 @@ export class RouteTable {
     for (const [origin, record] of state?.records ?? []) {
       if (record.state !== 'live') continue
       const a = record.signed.announcement
-      candidates.push({ origin, seq: a.seq, attributes: a.attributes, path: this.pathTo(origin) })
+      candidates.push({ origin, seq: a.seq, attributes: a.attributes, path: this.pathFor(origin, prefix) })
     }
     const selected = selectBestPath(prefix, '', candidates, this.chosen.get(prefix))
     if (selected.origin === undefined) this.chosen.delete(prefix)

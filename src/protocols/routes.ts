@@ -54,6 +54,12 @@ export interface ReachReport {
   from: string
   seq: number
   entries: Array<{ origin: string, rttMs: number }>
+  /**
+   * Prefixes the reporting node forwards (or is about to forward) through a relay itself: a
+   * neighbour must not relay those prefixes through it, since one-hop relay paths are loop-free
+   * only when the relay hands the packet straight to an origin. Absent when there are none.
+   */
+  relaying?: string[]
 }
 
 /** How a node reaches an origin: directly, or via one neighbour (formnet's relay). */

@@ -183,7 +183,7 @@ export class ControlPlane {
     private readonly sendToPeer: (peer: PeerId, payload: Uint8Array) => void,
     private readonly establishedPeers: () => Array<{ peerId: PeerId, rttMs: number | undefined }>
   ) {
-    this.table = new RouteTable({ self: components.signer.nodeId })
+    this.table = new RouteTable({ self: components.signer.nodeId, gateRelays: true })
     this.servicesSupervisor = createSupervisor({ ...defaults, id: 'services', strategy: 'one_for_one', intensity: 10, periodMs: 10_000, parent: 'root', children: this.serviceSpecs() })
     this.originsSupervisor = createSupervisor({ ...defaults, id: 'origins', strategy: 'one_for_one', intensity: 100, periodMs: 10_000, parent: 'root' })
     const { metrics } = components
@@ -292,6 +292,8 @@ export class ControlPlane {
     this.relayHoldDowns.clear()
     for (const timer of this.fallbackTimers.values()) this.components.clock.clearTimeout(timer as never)
     this.fallbackTimers.clear()
+    for (const timer of this.relayingPrefixes.values()) if (timer !== undefined) this.components.clock.clearTimeout(timer as never)
+    this.relayingPrefixes.clear()
     this.components.overlay.setValidator(this.config.routesTopic, undefined)
     if (this.refreshTimer !== undefined) this.components.clock.clearTimeout(this.refreshTimer)
     this.refreshTimer = undefined
@@ -303,7 +305,9 @@ export class ControlPlane {
   readonly sessionListener: SessionListener = {
     established: (peer) => {
       // A new neighbour gets the whole table at once (RFC 4271 §9.4's initial exchange).
-      for (const message of packUpdates(this.table.snapshotAnnouncements(), this.reachReport())) this.send(peer, message)
+      const reach = this.reachReport()
+      if (reach.entries.length > 0) this.reachReported = true
+      for (const message of packUpdates(this.table.snapshotAnnouncements(), reach)) this.send(peer, message)
     },
     down: (peer) => { this.routesChanged(this.table.dropNeighbour(peer)) },
     update: (peer, payload) => {
@@ -716,6 +720,7 @@ export class ControlPlane {
     if (entries.length === 0 && !this.reachReported) return
     if (periodic && ++this.reachPeriodsQuiet < REACH_REPEAT_PERIODS && !reachMoved(this.reachSent, entries)) return
     this.reachPeriodsQuiet = 0
+    this.relayingReportPending = false
     this.reachSent = new Map(entries.map((entry) => [entry.origin, entry.rttMs]))
     this.reachReported = entries.length > 0
     const payload = encodeUpdate({ announcements: [], reach: this.reachReport(entries) })
@@ -738,7 +743,9 @@ export class ControlPlane {
   /** Refresh periods since a reach report last went out. */
   private reachPeriodsQuiet = 0
   private reachReport (entries = this.reachEntries()): ReachReport {
-    return { from: this.components.signer.nodeId, seq: ++this.reachSeq, entries }
+    const report: ReachReport = { from: this.components.signer.nodeId, seq: ++this.reachSeq, entries }
+    if (this.relayingPrefixes.size > 0) report.relaying = [...this.relayingPrefixes.keys()].sort()
+    return report
   }
 
   /** The origins this node reaches directly, with their RTT; `changed` overrides one origin's. */
@@ -756,9 +763,53 @@ export class ControlPlane {
     this.counters.updatesSent.inc()
   }
 
+  /**
+   * Prefixes this node routes, or is about to route, through a relay, each with the timer that
+   * opens its relay paths (undefined once open). Its reach reports list them (`relaying`).
+   */
+  private readonly relayingPrefixes = new Map<string, unknown>()
+
+  /**
+   * One-hop relay paths are loop-free only if the relay hands the packet straight to an origin:
+   * two nodes relaying a prefix through each other loop, and they can, on stale reports (an RTT
+   * spike makes each see the other as the cheaper way to the same origin) or with Formation's rule
+   * (each demoted its direct path, so each prefers the other's relay). So a node about to route a
+   * prefix through a relay first says so in a reach report (`relaying`), which makes every
+   * neighbour stop relaying that prefix through it, and opens its own relay paths for the prefix
+   * only one refresh period later (a report crosses any session well within it); meanwhile it
+   * keeps its direct paths. The wait is skipped when
+   * no neighbour holds a report from us listing an origin, since then none relays through us.
+   * Returns true when the prefix's flag changed (the caller sends a reach report).
+   */
+  private gateRelays (prefix: string): boolean {
+    const wants = this.table.wantsRelay(prefix)
+    if (wants === this.relayingPrefixes.has(prefix)) return false
+    const { clock } = this.components
+    if (!wants) {
+      const timer = this.relayingPrefixes.get(prefix)
+      if (timer !== undefined) clock.clearTimeout(timer as never)
+      this.relayingPrefixes.delete(prefix)
+      this.table.setRelaysOpen(prefix, false)
+      return true
+    }
+    if (!this.reachReported) {
+      this.relayingPrefixes.set(prefix, undefined)
+      this.table.setRelaysOpen(prefix, true)
+      return true
+    }
+    this.relayingPrefixes.set(prefix, clock.setTimeout(() => {
+      if (!this.running || !this.relayingPrefixes.has(prefix)) return
+      this.relayingPrefixes.set(prefix, undefined)
+      this.routesChanged(this.table.setRelaysOpen(prefix, true))
+    }, this.config.refreshIntervalMs))
+    return true
+  }
+
   private routesChanged (prefixes: Iterable<string>): void {
     const now = this.components.clock.now()
+    let flagged = false
     for (const prefix of prefixes) {
+      if (this.gateRelays(prefix)) flagged = true
       const entry = this.table.entry(prefix)
       const before = this.chosen.get(prefix)
       if (entry.origin === before) continue
@@ -768,6 +819,22 @@ export class ControlPlane {
       this.components.logger.debug('route changed', { ...change })
       for (const listener of this.routeListeners) listener(change)
     }
+    if (flagged) this.reportRelayingSoon()
+  }
+
+  private relayingReportPending = false
+  /**
+   * A changed `relaying` list goes out in a reach report in this same instant, after the caller
+   * (a verdict handler may be sending its own report, which then carries the list) has finished.
+   */
+  private reportRelayingSoon (): void {
+    if (this.relayingReportPending) return
+    this.relayingReportPending = true
+    this.components.clock.setTimeout(() => {
+      if (!this.relayingReportPending || !this.running) return
+      this.relayingReportPending = false
+      this.sendReachReport(this.establishedPeers())
+    }, 0)
   }
 
   private proberFor (id: string): ProberActor | undefined {

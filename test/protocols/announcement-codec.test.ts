@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import fc from 'fast-check'
 import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import {
-  AnnouncementError, MAX_ANNOUNCEMENTS_PER_UPDATE, MAX_REACH_ENTRIES, MAX_UPDATE_MESSAGE_BYTES, SIGNING_DOMAIN,
+  AnnouncementError, MAX_ANNOUNCEMENTS_PER_UPDATE, MAX_REACH_ENTRIES, MAX_REACH_RELAYING, MAX_UPDATE_MESSAGE_BYTES, SIGNING_DOMAIN,
   announcementSigningBytes, decodeUpdate, encodeUpdate, packUpdates, signAnnouncement, updateEncodingLength,
   validateAnnouncement, validateReachReport, verifyAnnouncement, type UpdateMessage
 } from '../../src/protocols/announcement-codec.ts'
@@ -129,7 +129,12 @@ const invalidReach: Array<[name: string, value: unknown, field: string, reason: 
   ['rtt negative', { ...reach, entries: [{ origin: 'a', rttMs: -1 }] }, 'reach.entries[0].rttMs', /\[0, 60000\]/],
   ['rtt NaN', { ...reach, entries: [{ origin: 'a', rttMs: Number.NaN }] }, 'reach.entries[0].rttMs', /number/],
   ['duplicate origin', { ...reach, entries: [{ origin: 'a', rttMs: 1 }, { origin: 'a', rttMs: 2 }] }, 'reach.entries[1].origin', /duplicate/],
-  ['too many entries', { ...reach, entries: Array.from({ length: MAX_REACH_ENTRIES + 1 }, (_, i) => ({ origin: `n${i}`, rttMs: 1 })) }, 'reach.entries', /more than 1024/]
+  ['too many entries', { ...reach, entries: Array.from({ length: MAX_REACH_ENTRIES + 1 }, (_, i) => ({ origin: `n${i}`, rttMs: 1 })) }, 'reach.entries', /more than 1024/],
+  ['relaying not an array', { ...reach, relaying: '10.0.0.1/32' }, 'reach.relaying', /array/],
+  ['relaying empty (absent is its one encoding)', { ...reach, relaying: [] }, 'reach.relaying', /absent when empty/],
+  ['relaying a non-canonical prefix', { ...reach, relaying: ['10.0.0.1/24'] }, 'reach.relaying[0]', /canonical|host bits/],
+  ['relaying a prefix twice', { ...reach, relaying: ['10.0.0.1/32', '10.0.0.1/32'] }, 'reach.relaying[1]', /duplicate prefix/],
+  ['relaying too many prefixes', { ...reach, relaying: Array.from({ length: MAX_REACH_RELAYING + 1 }, (_, i) => `10.0.${i >> 8}.${i & 255}/32`) }, 'reach.relaying', /more than 1024/]
 ]
 
 for (const [name, value, field, reason] of invalidReach) {
@@ -186,16 +191,23 @@ test('announcement-codec: decode names the field of each malformed byte', () => 
   const valid = encoded()
   const patched = (offset: number, value: number): Uint8Array => { const copy = valid.slice(); copy[offset] = value; return copy }
   expectError(() => decodeUpdate(new Uint8Array(0)), 'update.version', /truncated/)
-  expectError(() => decodeUpdate(patched(0, 2)), 'update.version', /unsupported version 2/)
-  expectError(() => decodeUpdate(Uint8Array.of(1, 0x01, 0x01)), 'announcements', /more than 256/)
-  expectError(() => decodeUpdate(Uint8Array.of(1, 0, 1)), 'announcements[0].announcement.prefix', /truncated/)
+  // Version 1 reach reports had no relaying list: a version-1 peer's update is refused by name.
+  expectError(() => decodeUpdate(patched(0, 1)), 'update.version', /unsupported version 1/)
+  expectError(() => decodeUpdate(patched(0, 3)), 'update.version', /unsupported version 3/)
+  expectError(() => decodeUpdate(Uint8Array.of(2, 0x01, 0x01)), 'announcements', /more than 256/)
+  expectError(() => decodeUpdate(Uint8Array.of(2, 0, 1)), 'announcements[0].announcement.prefix', /truncated/)
   expectError(() => decodeUpdate(patched(flagsOffset(), 0x08 | 0x02)), 'announcements[0].announcement.flags', /unknown bits 0xa/)
   expectError(() => decodeUpdate(patched(flagsOffset(), 0x04)), 'announcements[0].announcement.flags', /region without location/)
   expectError(() => decodeUpdate(patched(flagsOffset() + 1, 4)), 'announcements[0].announcement.attributes.health', /unknown code 4/)
   expectError(() => decodeUpdate(patched(flagsOffset() + 2, 0xff)), 'announcements[0].announcement.attributes.preference', /\[0, 1000\]/)
   expectError(() => decodeUpdate(patched(4, 0xff)), 'announcements[0].announcement.prefix', /not valid UTF-8/)
   expectError(() => decodeUpdate(patched(4, 0x78)), 'announcements[0].announcement.prefix', /IPv4 part "x0" must be decimal/)
-  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 1)), 'reach.entries[1].rttMs', /truncated/)
+  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 3)), 'reach.entries[1].rttMs', /truncated/)
+  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 1)), 'reach.relaying', /truncated/)
+  const relaying = encoded({ announcements: [], reach: { ...reach, relaying: ['10.42.255.2/32'] } })
+  expectError(() => decodeUpdate(relaying.subarray(0, relaying.byteLength - 1)), 'reach.relaying[0]', /truncated/)
+  const zeroRelaying = Uint8Array.of(...relaying.subarray(0, relaying.byteLength - 17), 0x00, 0x01, 14, ...new TextEncoder().encode('10.42.255.2/24'))
+  expectError(() => decodeUpdate(zeroRelaying), 'reach.relaying[0]', /host bits|canonical/)
   expectError(() => decodeUpdate(Uint8Array.of(...valid, 0)), 'update', /1 trailing bytes/)
   const noReach = encoded({ announcements: [] })
   expectError(() => decodeUpdate(Uint8Array.of(...noReach.subarray(0, 3), 2)), 'reach', /flag must be 0 or 1, not 2/)
@@ -306,8 +318,9 @@ const signedArb = fc.record({ announcement: announcementArb, signature: fc.uint8
 const reachArb: fc.Arbitrary<ReachReport> = fc.record({
   from: nodeId,
   seq: fc.maxSafeNat(),
-  entries: fc.uniqueArray(fc.record({ origin: nodeId, rttMs: fc.double({ min: 0, max: 60_000, noNaN: true }) }, { noNullPrototype: true }), { selector: (entry) => entry.origin, maxLength: 40 })
-}, { noNullPrototype: true })
+  entries: fc.uniqueArray(fc.record({ origin: nodeId, rttMs: fc.double({ min: 0, max: 60_000, noNaN: true }) }, { noNullPrototype: true }), { selector: (entry) => entry.origin, maxLength: 40 }),
+  relaying: fc.uniqueArray(prefixArb, { minLength: 1, maxLength: 8 })
+}, { requiredKeys: ['from', 'seq', 'entries'], noNullPrototype: true })
 const messageArb: fc.Arbitrary<UpdateMessage> = fc.record({ announcements: fc.array(signedArb, { maxLength: 12 }), reach: reachArb }, { requiredKeys: ['announcements'], noNullPrototype: true })
 
 test('announcement-codec: property — arbitrary valid messages round-trip to equal values and equal bytes', () => {
@@ -336,7 +349,7 @@ function decodeOrAnnouncementError (bytes: Uint8Array): 'decoded' | 'rejected' {
 
 test('announcement-codec: fuzz — random bytes only ever raise AnnouncementError', () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => { decodeOrAnnouncementError(bytes) }), { seed: 13, numRuns: 5000 })
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (tail) => { decodeOrAnnouncementError(Uint8Array.of(1, ...tail)) }), { seed: 14, numRuns: 5000 })
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (tail) => { decodeOrAnnouncementError(Uint8Array.of(2, ...tail)) }), { seed: 14, numRuns: 5000 })
 })
 
 const mutation = fc.oneof(
@@ -369,7 +382,7 @@ test('announcement-codec: fuzz — mutated valid encodings only ever raise Annou
   }), { seed: 15, numRuns: 3000 })
   assert.ok(slowestMs < 250, `slowest decode took ${slowestMs} ms`)
   // Both branches are exercised: some mutations (inside a signature, a region) still decode.
-  assert.ok(outcomes.decoded > 100 && outcomes.rejected > 1000, JSON.stringify(outcomes))
+  assert.ok(outcomes.decoded > 50 && outcomes.rejected > 1000, JSON.stringify(outcomes))
 })
 
 test.run()

@@ -17,8 +17,10 @@ function ann ({ prefix = P1, service = 'api', origin, seq, withdrawn = false, he
   return { announcement, signature: new Uint8Array([seq & 0xff]) }
 }
 
-function report (from: string, seq: number, entries: Record<string, number>): ReachReport {
-  return { from, seq, entries: Object.entries(entries).map(([origin, rttMs]) => ({ origin, rttMs })) }
+function report (from: string, seq: number, entries: Record<string, number>, relaying: string[] = []): ReachReport {
+  const out: ReachReport = { from, seq, entries: Object.entries(entries).map(([origin, rttMs]) => ({ origin, rttMs })) }
+  if (relaying.length > 0) out.relaying = relaying
+  return out
 }
 
 function table (): RouteTable {
@@ -174,6 +176,70 @@ test('route-table: a demoted direct path yields to any relay path, however deare
   routes.applyReachReport('r', 10, report('r', 2, { a: 25 }))
   assert.equal(routes.setDirectDemoted('a', false), [P1])
   assert.equal(routes.entry(P1).nextHop, 'a')
+})
+
+test('route-table: a neighbour relaying a prefix itself is no relay for that prefix, and still one for the origin\'s others', () => {
+  const routes = twoOrigins()
+  routes.applyAnnouncement(ann({ prefix: P2, origin: 'a', seq: 1 }), 0)
+  assert.equal(routes.applyReachReport('r', 10, report('r', 1, { a: 25 }, [P1])), [P2], 'only P2 gains a path')
+  assert.is(routes.entry(P1).origin, undefined, 'r would hand P1 to a relay of its own: no path')
+  assert.equal([routes.entry(P2).origin, routes.entry(P2).nextHop], ['a', 'r'])
+  assert.equal(routes.pathTo('a'), { hops: ['r', 'a'], costMs: 35 }, 'pathTo (status, probe tiers) ignores the flag')
+  // Its next report no longer relays P1: r is a relay for P1 again.
+  assert.equal(routes.applyReachReport('r', 10, report('r', 2, { a: 25 })), [P1])
+  assert.equal(routes.entry(P1).nextHop, 'r')
+})
+
+test('route-table: with gateRelays a prefix uses relay paths only once opened; wantsRelay says what it would do', () => {
+  const routes = new RouteTable({ self: 'me', gateRelays: true })
+  routes.applyAnnouncement(ann({ origin: 'a', seq: 1 }), 0)
+  routes.applyAnnouncement(ann({ origin: 'b', seq: 1 }), 0)
+  routes.setDirectReach('b', 40)
+  routes.applyReachReport('r', 2, report('r', 1, { a: 10 }))
+  assert.equal([routes.entry(P1).origin, routes.entry(P1).nextHop], ['b', 'b'], 'gate closed: direct paths only')
+  assert.ok(routes.wantsRelay(P1), 'open, it would relay to a through r')
+  assert.not.ok(routes.relaysOpenFor(P1))
+  assert.equal(routes.setRelaysOpen(P1, true), [P1])
+  assert.equal(routes.setRelaysOpen(P1, true), [], 'idempotent')
+  assert.equal([routes.entry(P1).origin, routes.entry(P1).nextHop], ['a', 'r'])
+  // A cheaper direct path: no relay wanted any more.
+  routes.setDirectReach('a', 5)
+  assert.not.ok(routes.wantsRelay(P1))
+  assert.equal(routes.setRelaysOpen(P1, false), [], 'the direct path already won: closing moves nothing')
+  assert.equal(routes.entry(P1).nextHop, 'a')
+  // Closed again while a relay is the best path: the route falls back to what is direct.
+  routes.setDirectReach('a', undefined)
+  routes.setRelaysOpen(P1, true)
+  assert.equal(routes.entry(P1).nextHop, 'r')
+  assert.equal(routes.setRelaysOpen(P1, false), [P1])
+  assert.equal([routes.entry(P1).origin, routes.entry(P1).nextHop], ['b', 'b'])
+  assert.not.ok(routes.wantsRelay(P2), 'an unknown prefix wants nothing')
+  assert.not.ok(new RouteTable({ self: 'a' }).wantsRelay(P1))
+})
+
+test('route-table: two nodes that each demoted their direct path cannot relay a prefix through each other once both flag it', () => {
+  // x and y both reach origin o directly, and both demoted that path (Formation's rule): each
+  // prefers any relay, and each reports reaching o. Without the relaying flag they loop.
+  const make = (self: string): RouteTable => {
+    const routes = new RouteTable({ self, gateRelays: true })
+    routes.applyAnnouncement(ann({ origin: 'o', seq: 1 }), 0)
+    routes.setDirectReach('o', 20)
+    routes.setDirectDemoted('o', true)
+    return routes
+  }
+  const x = make('x')
+  const y = make('y')
+  x.applyReachReport('y', 1, report('y', 1, { o: 20 }))
+  y.applyReachReport('x', 1, report('x', 1, { o: 20 }))
+  assert.ok(x.wantsRelay(P1) && y.wantsRelay(P1), 'each would relay through the other')
+  x.setRelaysOpen(P1, true)
+  y.setRelaysOpen(P1, true)
+  assert.equal([x.entry(P1).nextHop, y.entry(P1).nextHop], ['y', 'x'], 'opened without flags: a loop')
+  // With the flag each one's report carries, neither is a relay for the other.
+  x.applyReachReport('y', 1, report('y', 2, { o: 20 }, [P1]))
+  y.applyReachReport('x', 1, report('x', 2, { o: 20 }, [P1]))
+  assert.equal([x.entry(P1).nextHop, y.entry(P1).nextHop], ['o', 'o'], 'both fall back to the demoted direct path')
+  assert.not.ok(x.wantsRelay(P1) || y.wantsRelay(P1))
 })
 
 test('route-table: paths through this node are loops and are never used', () => {
@@ -374,10 +440,12 @@ test('route-table: property — changed sets are complete: a prefix not reported
     fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b', 'c'), rttMs: fc.option(fc.constantFrom(1, 10, 40), { nil: undefined }) }),
     fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'me', 'r', 'q'), fc.constantFrom(0, 5, 50)) }),
     fc.record({ kind: fc.constant('invalidate' as const), origin: fc.constantFrom('a', 'b', 'c') }),
-    fc.record({ kind: fc.constant('expire' as const), advanceMs: fc.constantFrom(1_000, 15_000, 31_000) })
+    fc.record({ kind: fc.constant('expire' as const), advanceMs: fc.constantFrom(1_000, 15_000, 31_000) }),
+    fc.record({ kind: fc.constant('flagged' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.constantFrom(1, 20), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.constantFrom(0, 5, 50)), relaying: fc.subarray([P1, P2, P3], { minLength: 1 }) }),
+    fc.record({ kind: fc.constant('open' as const), prefix: fc.constantFrom(P1, P2, P3), open: fc.boolean() })
   )
-  fc.assert(fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
-    const routes = table()
+  fc.assert(fc.property(fc.boolean(), fc.array(step, { maxLength: 40 }), (gateRelays, steps) => {
+    const routes = new RouteTable({ self: 'me', gateRelays })
     let nowMs = 0
     const seen = new Set<string>()
     for (const s of steps) {
@@ -391,6 +459,8 @@ test('route-table: property — changed sets are complete: a prefix not reported
         changed = result.changedPrefix === undefined ? [] : [result.changedPrefix]
       } else if (s.kind === 'direct') changed = routes.setDirectReach(s.origin, s.rttMs)
       else if (s.kind === 'reach') changed = routes.applyReachReport(s.neighbour, s.rttMs, report(s.neighbour, s.seq, s.entries))
+      else if (s.kind === 'flagged') changed = routes.applyReachReport(s.neighbour, s.rttMs, report(s.neighbour, s.seq, s.entries, s.relaying))
+      else if (s.kind === 'open') changed = routes.setRelaysOpen(s.prefix, s.open)
       else if (s.kind === 'invalidate') changed = routes.invalidateOrigin(s.origin)
       else changed = routes.expire(nowMs += s.advanceMs)
       assert.equal(changed, [...changed].sort(), 'sorted')
@@ -402,7 +472,7 @@ test('route-table: property — changed sets are complete: a prefix not reported
         assert.is(strip(JSON.stringify(after)), strip(json), `${prefix} changed without being reported after ${JSON.stringify(s)}`)
       }
     }
-  }), { seed: 32, numRuns: 500 })
+  }), { seed: 32, numRuns: 800 })
 })
 
 test('route-table: property — pathTo (cached) equals the best path recomputed from the reach state after any mutations', () => {
@@ -455,6 +525,57 @@ test('route-table: property — pathTo (cached) equals the best path recomputed 
     }
     for (const origin of ['a', 'b', 'c']) assert.is(JSON.stringify(routes.pathTo(origin)), model(origin), `pathTo(${origin})`)
   }), { seed: 33, numRuns: 500 })
+})
+
+test('route-table: property — pathFor (cached) equals the path recomputed from reach state, relaying flags and the gate', () => {
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b'), rttMs: fc.option(fc.constantFrom(1, 10, 40), { nil: undefined }) }),
+    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'r', 'q'), fc.constantFrom(0, 5, 50)), relaying: fc.subarray([P1, P2]) }),
+    fc.record({ kind: fc.constant('open' as const), prefix: fc.constantFrom(P1, P2), open: fc.boolean() }),
+    fc.record({ kind: fc.constant('demote' as const), origin: fc.constantFrom('a', 'b'), demoted: fc.boolean() }),
+    fc.record({ kind: fc.constant('read' as const), origin: fc.constantFrom('a', 'b'), prefix: fc.constantFrom(P1, P2) })
+  )
+  fc.assert(fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+    const routes = new RouteTable({ self: 'me', gateRelays: true })
+    for (const origin of ['a', 'b']) for (const prefix of [P1, P2]) routes.applyAnnouncement(ann({ prefix, origin, seq: 1 }), 0)
+    const direct = new Map<string, number>()
+    const neighbours = new Map<string, { rttMs: number, seq: number, entries: Record<string, number>, relaying: string[] }>()
+    const open = new Set<string>()
+    const demoted = new Set<string>()
+    const model = (origin: string, prefix: string): string => {
+      const best = (paths: Array<{ hops: string[], costMs: number }>): { hops: string[], costMs: number } | undefined =>
+        [...paths].sort((x, y) => x.costMs - y.costMs || x.hops.length - y.hops.length || (x.hops.join() < y.hops.join() ? -1 : 1))[0]
+      const directPath = direct.has(origin) ? { hops: [origin], costMs: direct.get(origin) as number } : undefined
+      const relays: Array<{ hops: string[], costMs: number }> = []
+      for (const [relay, reach] of open.has(prefix) ? neighbours : []) {
+        if (reach.entries[origin] !== undefined && origin !== relay && !reach.relaying.includes(prefix)) relays.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
+      }
+      const relayed = best(relays)
+      if (relayed !== undefined && demoted.has(origin)) return JSON.stringify(relayed)
+      return JSON.stringify(best([...(directPath === undefined ? [] : [directPath]), ...relays]))
+    }
+    for (const s of steps) {
+      if (s.kind === 'direct') {
+        routes.setDirectReach(s.origin, s.rttMs)
+        if (s.rttMs === undefined) direct.delete(s.origin); else direct.set(s.origin, s.rttMs)
+      } else if (s.kind === 'reach') {
+        routes.applyReachReport(s.neighbour, s.rttMs, report(s.neighbour, s.seq, s.entries, s.relaying))
+        const known = neighbours.get(s.neighbour)
+        if (s.rttMs === undefined) neighbours.delete(s.neighbour)
+        else if (known === undefined || s.seq > known.seq) neighbours.set(s.neighbour, { rttMs: s.rttMs, seq: s.seq, entries: s.entries, relaying: s.relaying })
+        else known.rttMs = s.rttMs
+      } else if (s.kind === 'open') {
+        routes.setRelaysOpen(s.prefix, s.open)
+        if (s.open) open.add(s.prefix); else open.delete(s.prefix)
+      } else if (s.kind === 'demote') {
+        routes.setDirectDemoted(s.origin, s.demoted)
+        if (s.demoted) demoted.add(s.origin); else demoted.delete(s.origin)
+      } else {
+        assert.is(JSON.stringify(routes.pathFor(s.origin, s.prefix)), model(s.origin, s.prefix), `pathFor(${s.origin}, ${s.prefix}) mid-sequence`)
+      }
+    }
+    for (const origin of ['a', 'b']) for (const prefix of [P1, P2]) assert.is(JSON.stringify(routes.pathFor(origin, prefix)), model(origin, prefix), `pathFor(${origin}, ${prefix})`)
+  }), { seed: 34, numRuns: 500 })
 })
 
 test('heldOrigins lists origins with a live announcement or a withdrawal; usableOrigins, per prefix, the live ones not failed', () => {
