@@ -100,4 +100,9 @@ export interface RouteEntry {
   costMs: number | undefined
   reason: SelectionReason
   candidates: RouteCandidate[]
+  /**
+   * Set by the control plane while this node relays the prefix ('open') or has said it will and
+   * waits before it does ('pending'); the prefix is then in its reach reports' `relaying` list.
+   */
+  relaying?: 'pending' | 'open'
 }

@@ -316,7 +316,12 @@ export class ControlPlane {
     }
   }
 
-  routes (): RouteEntry[] { return this.table.entries() }
+  routes (): RouteEntry[] {
+    return this.table.entries().map((entry) => {
+      if (!this.relayingPrefixes.has(entry.prefix)) return entry
+      return { ...entry, relaying: this.relayingPrefixes.get(entry.prefix) === undefined ? 'open' : 'pending' }
+    })
+  }
 
   /** Operator switch: treat a local service as failed whatever its checks say. */
   setAdminDown (service: string, down: boolean): boolean {

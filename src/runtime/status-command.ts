@@ -113,7 +113,8 @@ export async function runStatusCommand (options: { api: string, json: boolean, w
   const name = (id: string | undefined): string => id === undefined ? '-' : id === status.peerId ? `${status.name} (self)` : names.get(id) ?? shortId(id)
   options.write('')
   options.write(table(['PREFIX', 'SERVICE', 'ORIGIN', 'NEXT HOP', 'COST ms', 'WHY', 'CANDIDATES'], routes.routes.map((route) => [
-    route.prefix, route.service, name(route.origin), name(route.nextHop), route.costMs === undefined ? '-' : route.costMs.toFixed(1), route.reason,
+    route.prefix, route.service, name(route.origin), name(route.nextHop), route.costMs === undefined ? '-' : route.costMs.toFixed(1),
+    route.relaying === undefined ? route.reason : `${route.reason} (${route.relaying === 'open' ? 'relaying' : 'relay pending'})`,
     route.candidates.map((candidate) => `${name(candidate.origin)}:${candidate.attributes.health}${candidate.path === undefined ? ':unreachable' : ''}`).join(' ')
   ])))
   if (health.services.length > 0) {

@@ -18,10 +18,13 @@ for (const seed of [1, 2]) {
     const run = await runScenario(loadScenario('simulations/origin-stall.json'), seed, {
       inject: (world, atMs) => {
         if (atMs !== 45_007) return
-        for (const host of world.hosts.values()) {
+        for (const [id, host] of world.hosts) {
           fallbacks += (host.components.metrics as MemoryMetrics).value('route_direct_fallbacks_total') ?? 0
           const route = host.controlPlane.routes().find((entry) => entry.prefix === PREFIX)
-          if (route?.nextHop !== undefined && route.nextHop !== route.origin) relayed++
+          const throughRelay = route?.nextHop !== undefined && route.nextHop !== route.origin
+          if (throughRelay) relayed++
+          // What status shows: a node relaying the prefix says so (and lists it in its reports).
+          if (throughRelay) assert.is(route.relaying, 'open', `${id} relays without the flag`)
         }
       }
     })
