@@ -144,7 +144,7 @@ test('health prober: probes that could not be sent yet (a stream still opening) 
 
 test('health prober: a far target gets twice its smoothed round trip as timeout, up to 90 % of the interval', async () => {
   const policy = { ...defaultHealthProberPolicy, intervalMs: 500, timeoutMs: 300 }
-  assert.is(probeTimeoutMs(policy, undefined), 300, 'no sample yet: the policy')
+  assert.is(probeTimeoutMs(policy, undefined), 450, 'no sample yet: the ceiling, a conservative first timeout (RFC 6298 §2.1)')
   assert.is(probeTimeoutMs(policy, 20), 300, 'a near target keeps the policy')
   assert.is(probeTimeoutMs(policy, 200), 400)
   assert.is(probeTimeoutMs(policy, 275), 450, 'capped below the interval')
@@ -198,7 +198,7 @@ test('health prober: a probe that never settles is failed by the actor 10 % afte
   const context = actor.getSnapshot().context
   assert.ok(calls >= 4, `probed ${calls} times`)
   assert.is(context.verdict, 'failed')
-  assert.match(context.lastError ?? '', /did not settle within 440 ms/)
+  assert.match(context.lastError ?? '', /did not settle within 495 ms/)
   actor.stop()
 })
 
