@@ -131,7 +131,7 @@ export class RouteTable {
   private readonly directDemoted = new Set<string>()
   /** pathTo's answers by origin (undefined: no path), until a mutation touches the origin. */
   private readonly paths = new Map<string, RoutePath | undefined>()
-  /** pathFor's answers by origin, then prefix, dropped with the origin's pathTo answer. */
+  /** pathFor's answers with the gate open, by origin then prefix, dropped with pathTo's. */
   private readonly prefixPaths = new Map<string, Map<string, RoutePath | undefined>>()
   private readonly gateRelays: boolean
   /** With gateRelays: the prefixes whose relay paths are open (openRelays). */
@@ -276,10 +276,14 @@ export class RouteTable {
    */
   pathFor (origin: string, prefix: string, gated = true): RoutePath | undefined {
     if (origin === this.self) return localPath(this.self)
-    if (!gated) return this.computePath(origin, prefix, false)
+    if (gated && !this.relaysOpenFor(prefix)) {
+      // Gated shut: the direct path alone (Formation's demotion only ranks it below relays).
+      const direct = this.direct.get(origin)
+      return direct === undefined ? undefined : directPath(origin, direct)
+    }
     let byPrefix = this.prefixPaths.get(origin)
     if (byPrefix?.has(prefix) === true) return byPrefix.get(prefix)
-    const best = this.computePath(origin, prefix, true)
+    const best = this.computePath(origin, prefix)
     if (byPrefix === undefined) {
       if (this.prefixPaths.size >= this.maxPrefixes * this.maxOriginsPerPrefix) this.prefixPaths.clear()
       this.prefixPaths.set(origin, byPrefix = new Map())
@@ -288,12 +292,12 @@ export class RouteTable {
     return best
   }
 
-  private computePath (origin: string, prefix: string | undefined, gated = true): RoutePath | undefined {
+  /** The best path to `origin`; for `prefix`, through no neighbour that relays it itself. */
+  private computePath (origin: string, prefix: string | undefined): RoutePath | undefined {
     const direct = this.direct.get(origin)
     let best = direct === undefined ? undefined : directPath(origin, direct)
-    const closed = this.relayBlocked.has(origin) || (prefix !== undefined && gated && this.gateRelays && !this.relaysOpen.has(prefix))
     let relayed: RoutePath | undefined
-    for (const relay of closed ? [] : this.relaysByOrigin.get(origin) ?? []) {
+    for (const relay of this.relayBlocked.has(origin) ? [] : this.relaysByOrigin.get(origin) ?? []) {
       const reach = this.neighbours.get(relay) as NeighbourReach
       if (prefix !== undefined && reach.relaying.has(prefix)) continue
       const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
