@@ -10,6 +10,7 @@ import { DEFAULT_MAX_ORIGINS } from '../protocols/nearest.ts'
 import { DISTANCE_STRATEGIES, type DistanceStrategy } from '../protocols/geo.ts'
 import { DEFAULT_ANYCAST_CIDR, DEFAULT_OVERLAY_CIDR, IpamConfigError, parseIpamConfig } from '../protocols/ipam.ts'
 import { defaultDirectFallbackPolicy, type DirectFallbackPolicy } from '../protocols/direct-fallback.ts'
+import { defaultOriginStandbyPolicy, type OriginStandbyPolicy } from '../protocols/probe-tiers.ts'
 import { isLoopbackHost, MAX_INSPECT_TOKEN_LENGTH, MIN_INSPECT_TOKEN_LENGTH, tokenProblem } from './inspect-token.ts'
 import { ConfigError, FieldReader, describe, join } from './field-reader.ts'
 
@@ -165,6 +166,8 @@ export interface NodeConfig {
   relay: RelayOptions
   /** Formation's relay rule for origins (`directFallback`): failures in a window, then relayed for a hold-down. */
   directFallback: DirectFallbackPolicy
+  /** Origins probed at the slower standby period (`originStandby`; src/protocols/probe-tiers.ts). */
+  originStandby: OriginStandbyPolicy
 }
 
 /** A tiny schema walker: each reader takes the raw value and its dotted path. */
@@ -461,7 +464,20 @@ function parseDirectFallback (fields: FieldReader, value: unknown): DirectFallba
   return policy
 }
 
-const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane', 'proxies', 'relay', 'directFallback'] as const
+/**
+ * `originStandby`: { activePerPrefix, intervalMs }, each optional (2 origins per prefix at the full
+ * probe rate, the rest every 5 s). The interval is never below the origin probe's own.
+ */
+function parseOriginStandby (fields: FieldReader, value: unknown): OriginStandbyPolicy {
+  const policy = { ...defaultOriginStandbyPolicy }
+  if (value === undefined) return policy
+  const raw = fields.object(value, 'originStandby', ['activePerPrefix', 'intervalMs'])
+  if (raw.activePerPrefix !== undefined) policy.activePerPrefix = fields.number(raw.activePerPrefix, 'originStandby.activePerPrefix', 1, 1000)
+  if (raw.intervalMs !== undefined) policy.intervalMs = fields.number(raw.intervalMs, 'originStandby.intervalMs', 50, 600_000)
+  return policy
+}
+
+const NODE_KEYS = ['name', 'networkId', 'dataDir', 'listen', 'bootstrap', 'statusApi', 'location', 'session', 'services', 'probe', 'demoServicePort', 'logLevel', 'traceFile', 'networkKeyFile', 'dns', 'state', 'dataplane', 'proxies', 'relay', 'directFallback', 'originStandby'] as const
 
 /** Validate a parsed JSON value as a node config. `source` names the file in errors. */
 export function parseNodeConfig (value: unknown, source: string): NodeConfig {
@@ -484,7 +500,8 @@ export function parseNodeConfig (value: unknown, source: string): NodeConfig {
     dataplane: defaultDataplaneConfig,
     proxies: [],
     relay: { client: false, server: false },
-    directFallback: parseDirectFallback(fields, raw.directFallback)
+    directFallback: parseDirectFallback(fields, raw.directFallback),
+    originStandby: parseOriginStandby(fields, raw.originStandby)
   }
   if (raw.demoServicePort !== undefined) config.demoServicePort = fields.number(raw.demoServicePort, 'demoServicePort', 0, 65535)
   config.listen.forEach((address, index) => { if (!MULTIADDR.test(address)) fields.fail(`listen[${index}]`, `must be a multiaddr such as /ip4/127.0.0.1/tcp/0, got ${JSON.stringify(address)}`) })

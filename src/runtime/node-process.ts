@@ -143,6 +143,7 @@ async function startWithStore (config: NodeConfig, configPath: string, { logger,
     services: config.services,
     serviceProbe: { ...defaultNodeTiming.serviceProbe, ...config.probe },
     directFallback: config.directFallback,
+    originStandby: config.originStandby,
     ...(location === undefined ? {} : { location }),
     ...(dnsConfig?.address === undefined ? {} : { address: dnsConfig.address }),
     ...(store === undefined
