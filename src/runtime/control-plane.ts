@@ -316,6 +316,13 @@ export class ControlPlane {
     }
   }
 
+  /**
+   * Whether this node has any overlay path to `origin`, directly or through a neighbour that
+   * reports reaching it, whatever a route for one of its prefixes may use now (a prefix's relay
+   * paths can be gated shut, or a neighbour can relay that prefix itself). The zone's liveness view.
+   */
+  hasPathTo (origin: string): boolean { return this.table.pathTo(origin) !== undefined }
+
   routes (): RouteEntry[] {
     return this.table.entries().map((entry) => {
       if (!this.relayingPrefixes.has(entry.prefix)) return entry

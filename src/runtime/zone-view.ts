@@ -326,7 +326,7 @@ export function zoneSourceFromNode (host: NodeHost, self: { address?: string, ad
         return {
           id: candidate.origin,
           service: route.service,
-          health: zoneHealth(health, candidate.path !== undefined, probed.get(candidate.origin)),
+          health: zoneHealth(health, candidate.path !== undefined || host.controlPlane.hasPathTo(candidate.origin), probed.get(candidate.origin)),
           load,
           ...(location === undefined ? {} : { location })
         }
