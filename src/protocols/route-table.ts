@@ -25,9 +25,9 @@ export interface RouteTableOptions {
   maxOriginsPerPrefix?: number
   maxNeighbours?: number
   /**
-   * Gate relay paths per prefix (the control plane's setting): a prefix uses relay paths only once
-   * openRelays(prefix) was called, so that its node can first tell its neighbours it is about to
-   * relay that prefix. Default false: relay paths count as soon as they are known.
+   * Gate relay paths per prefix (the control plane's setting): a prefix uses relay paths only
+   * once setRelaysOpen(prefix, true) was called, so that its node can first tell its neighbours
+   * it is about to relay that prefix. Default false: relay paths count as soon as they are known.
    */
   gateRelays?: boolean
 }
@@ -134,7 +134,7 @@ export class RouteTable {
   /** pathFor's answers with the gate open, by origin then prefix, dropped with pathTo's. */
   private readonly prefixPaths = new Map<string, Map<string, RoutePath | undefined>>()
   private readonly gateRelays: boolean
-  /** With gateRelays: the prefixes whose relay paths are open (openRelays). */
+  /** With gateRelays: the prefixes whose relay paths are open (setRelaysOpen). */
   private readonly relaysOpen = new Set<string>()
   private readonly neighbours = new Map<string, NeighbourReach>()
   private readonly relaysByOrigin = new Map<string, Set<string>>()
@@ -318,7 +318,11 @@ export class RouteTable {
     const before = new Map<string, [RoutePath | undefined, RoutePath | undefined]>()
     const touched = [...origins]
     const key = (origin: string, of: string): string => `${origin}\u0000${of}`
-    const prefixesOf = (origin: string): Iterable<string> => prefix === undefined ? this.prefixesByOrigin.get(origin) ?? [] : this.prefixesByOrigin.get(origin)?.has(prefix) === true ? [prefix] : []
+    const prefixesOf = (origin: string): Iterable<string> => {
+      const announced = this.prefixesByOrigin.get(origin)
+      if (prefix === undefined) return announced ?? []
+      return announced?.has(prefix) === true ? [prefix] : []
+    }
     const paths = (origin: string, of: string): [RoutePath | undefined, RoutePath | undefined] => {
       const gated = this.pathFor(origin, of)
       return [gated, this.relaysOpenFor(of) ? gated : this.pathFor(origin, of, false)]
@@ -368,7 +372,9 @@ export class RouteTable {
     if (state === undefined || state.live === 0) return false
     const candidates: RouteCandidate[] = []
     for (const [origin, record] of state.records) {
-      if (record.state === 'live') candidates.push({ origin, seq: record.signed.announcement.seq, attributes: record.signed.announcement.attributes, path: this.pathFor(origin, prefix, false) })
+      if (record.state !== 'live') continue
+      const { seq, attributes } = record.signed.announcement
+      candidates.push({ origin, seq, attributes, path: this.pathFor(origin, prefix, false) })
     }
     const selected = selectBestPath(prefix, '', candidates, this.chosen.get(prefix))
     return selected.origin !== undefined && selected.origin !== this.self && selected.nextHop !== selected.origin

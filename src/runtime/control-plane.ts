@@ -789,9 +789,9 @@ export class ControlPlane {
    * prefix through a relay first says so in a reach report (`relaying`), which makes every
    * neighbour stop relaying that prefix through it, and opens its own relay paths for the prefix
    * only one refresh period later (a report crosses any session well within it); meanwhile it
-   * keeps its direct paths. The wait is skipped when
-   * no neighbour holds a report from us listing an origin, since then none relays through us.
-   * Returns true when the prefix's flag changed (the caller sends a reach report).
+   * keeps its direct paths. The wait is skipped when no neighbour holds a report from us listing
+   * an origin, since then none relays through us. Returns true when the prefix's flag changed
+   * (the caller sends a reach report).
    */
   private gateRelays (prefix: string): boolean {
     const wants = this.table.wantsRelay(prefix)
