@@ -12,7 +12,7 @@ import type { RouteEntry } from '../../src/protocols/routes.ts'
 import { SimWorld } from '../../simulations/world.ts'
 
 const PREFIX = '10.42.255.2/32'
-const P = '10.42.255.5/32'
+const GATED_PREFIX = '10.42.255.5/32'
 
 for (const seed of [1, 2]) {
   test(`relay loops: origin-stall (60 nodes, twelve 500 ms stalls of an origin) — no loop at any check instant, while Formation's rule trips and nodes do relay, seed ${seed}`, async () => {
@@ -49,12 +49,12 @@ test('relay loops: a node that loses its direct path but still reports another o
     degree: 3,
     // n00003 serves another prefix: the far node keeps reaching it directly, so its reach reports
     // are never empty and a neighbour could be relaying through it.
-    services: (index) => index === 0 ? [{ name: 'api', prefix: P, check: { kind: 'tcp', host: 'svc', port: 80 }, preference: 100 }]
+    services: (index) => index === 0 ? [{ name: 'api', prefix: GATED_PREFIX, check: { kind: 'tcp', host: 'svc', port: 80 }, preference: 100 }]
       : index === 3 ? [{ name: 'web', prefix: '10.42.255.6/32', check: { kind: 'tcp', host: 'svc', port: 80 }, preference: 100 }] : []
   })
   await world.start()
   await world.run(8000)
-  const route = (id: string): RouteEntry | undefined => world.hosts.get(id)!.controlPlane.routes().find((entry) => entry.prefix === P)
+  const route = (id: string): RouteEntry | undefined => world.hosts.get(id)!.controlPlane.routes().find((entry) => entry.prefix === GATED_PREFIX)
   assert.equal([route(far)?.nextHop, route(far)?.relaying], [origin, undefined], 'direct to begin with')
   world.network.partition([far], [origin])
   // Sample every 100 ms: losing the direct path holds relays down for two refresh periods; then
