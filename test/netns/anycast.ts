@@ -291,7 +291,17 @@ async function scenario (dir: string): Promise<void> {
   check(`a cut from every origin: routed through relay r within ${RELAY_BOUND_MS} ms and still served by b`,
     relayedAt - cutAt <= RELAY_BOUND_MS && answers.filter((answer) => answer.t > throughRelay.t).every((answer) => answer.served === 'b') && /relay to b/.test(relayLine),
     `route direct to b before the cut, via r ${relayedAt - cutAt} ms after it, first answer through r ${throughRelay.t + throughRelay.ms - cutAt} ms after; served since the cut: ${describeAnswers(answers, cutAt, Date.now())} | ${relayLine}`)
-  check('ping reaches the anycast address through the relay', /3 received/.test(inNs(CLIENT.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ANYCAST], 15_000)), 'client → a → r → b')
+  // Up to three rounds of three pings: once (of three CI runs on a loaded machine) a round lost a
+  // packet on this two-hop path while TCP through it was being served; reachability is the claim.
+  const relayPings: string[] = []
+  for (let round = 0; round < 3 && !/ 3 received/.test(relayPings[relayPings.length - 1] ?? ''); round++) {
+    let output: string
+    // ping exits 1 when no reply came at all; its summary is still the detail wanted.
+    try { output = inNs(CLIENT.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', ANYCAST], 15_000) } catch (error) { output = String((error as { stdout?: unknown }).stdout ?? (error as Error).message) }
+    relayPings.push(output.trim().split('\n').slice(-2).join('; '))
+  }
+  check('ping reaches the anycast address through the relay', / 3 received/.test(relayPings[relayPings.length - 1] ?? ''),
+    `client → a → r → b; ${relayPings.length} round(s): ${relayPings.join(' | ')}`)
   console.log(`origins by peer id: ${[...names].map(([id, name]) => `${name}=${id.slice(-6)}`).join(' ')}`)
 }
 
