@@ -138,6 +138,17 @@ export function comparePaths (a: RoutePath, b: RoutePath): number {
   return 0
 }
 
+/**
+ * Whether a relay path should carry traffic rather than the direct path: only when it is cheaper by
+ * the incumbent margin (HYSTERESIS_RATIO of the direct cost, at least HYSTERESIS_MIN_MS). A relay
+ * adds a hop and loads a neighbour, and on sub-millisecond links RTT noise alone would otherwise
+ * move the path back and forth, and with it the node's `relaying` flag, which its own dependants
+ * read (control-plane.ts).
+ */
+export function relayBeatsDirect (relayed: RoutePath, direct: RoutePath): boolean {
+  return relayed.costMs + Math.max(direct.costMs * HYSTERESIS_RATIO, HYSTERESIS_MIN_MS) < direct.costMs
+}
+
 /** The best of the given paths (min cost, deterministic on ties), or undefined when there is none. */
 export function bestPath (paths: Iterable<RoutePath | undefined>): RoutePath | undefined {
   let best: RoutePath | undefined

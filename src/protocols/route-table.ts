@@ -11,7 +11,7 @@
 // later is still recognised as stale; a tombstone is forgotten one ttl after the announcement
 // lapsed (so a live record is remembered for at most 2 × ttl after receipt).
 import { validateAnnouncement, validateReachReport } from './announcement-codec.ts'
-import { comparePaths, directPath, localPath, relayPath, selectBestPath } from './best-path.ts'
+import { comparePaths, directPath, localPath, relayBeatsDirect, relayPath, selectBestPath } from './best-path.ts'
 import type { ReachReport, RouteAnnouncement, RouteCandidate, RouteEntry, RoutePath, SignedAnnouncement } from './routes.ts'
 
 export const DEFAULT_MAX_PREFIXES = 65_536
@@ -303,8 +303,9 @@ export class RouteTable {
       const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
       if (path !== undefined && (relayed === undefined || comparePaths(path, relayed) < 0)) relayed = path
     }
-    // A demoted direct path (setDirectDemoted) yields to any relay path, however slower.
-    if (relayed !== undefined && (best === undefined || this.directDemoted.has(origin) || comparePaths(relayed, best) < 0)) best = relayed
+    // A demoted direct path (setDirectDemoted) yields to any relay path, however slower; else a
+    // relay must beat the direct path by the incumbent margin.
+    if (relayed !== undefined && (best === undefined || this.directDemoted.has(origin) || relayBeatsDirect(relayed, best))) best = relayed
     return best
   }
 

@@ -796,19 +796,22 @@ export class ControlPlane {
   private gateRelays (prefix: string): boolean {
     const wants = this.table.wantsRelay(prefix)
     if (wants === this.relayingPrefixes.has(prefix)) return false
-    const { clock } = this.components
+    const { clock, logger } = this.components
     if (!wants) {
       const timer = this.relayingPrefixes.get(prefix)
       if (timer !== undefined) clock.clearTimeout(timer as never)
       this.relayingPrefixes.delete(prefix)
       this.table.setRelaysOpen(prefix, false)
+      logger.debug('relay gate closed: the route wants no relay', { prefix, wasOpen: timer === undefined })
       return true
     }
     if (!this.reachReported) {
       this.relayingPrefixes.set(prefix, undefined)
       this.table.setRelaysOpen(prefix, true)
+      logger.debug('relay gate open at once: no neighbour holds a report of ours listing an origin', { prefix })
       return true
     }
+    logger.debug('relay gate pending: neighbours told this node will relay the prefix', { prefix, opensInMs: this.config.refreshIntervalMs })
     this.relayingPrefixes.set(prefix, clock.setTimeout(() => {
       if (!this.running || !this.relayingPrefixes.has(prefix)) return
       this.relayingPrefixes.set(prefix, undefined)

@@ -161,6 +161,19 @@ test('route-table: a relay path through a neighbour reaches an origin this node 
   assert.equal(routes.entry(P1).candidates[0]!.path, { hops: ['q', 'a'], costMs: 35 })
 })
 
+test('route-table: a relay path must beat the direct path by the incumbent margin (10 %, at least 0.5 ms), so RTT noise does not move the path', () => {
+  const routes = twoOrigins()
+  routes.setDirectReach('a', 21)
+  routes.applyReachReport('r', 1, report('r', 1, { a: 19 }))
+  assert.equal(routes.entry(P1).candidates[0]!.path, { hops: ['a'], costMs: 21 }, '20 ms through r is not 2.1 ms better')
+  assert.equal(routes.applyReachReport('r', 1, report('r', 2, { a: 17.8 })), [P1])
+  assert.equal(routes.entry(P1).candidates[0]!.path, { hops: ['r', 'a'], costMs: 18.8 }, '18.8 ms is')
+  // Sub-millisecond links: the margin is at least 0.5 ms.
+  routes.setDirectReach('a', 0.6)
+  routes.applyReachReport('r', 0.1, report('r', 3, { a: 0.1 }))
+  assert.equal(routes.entry(P1).nextHop, 'a', '0.2 ms through r does not beat 0.6 ms direct by 0.5 ms')
+})
+
 test('route-table: a demoted direct path yields to any relay path, however dearer, and is still used when no relay is left', () => {
   const routes = twoOrigins()
   routes.setDirectReach('a', 10)
@@ -477,8 +490,8 @@ test('route-table: property — changed sets are complete: a prefix not reported
 
 test('route-table: property — pathTo (cached) equals the best path recomputed from the reach state after any mutations', () => {
   const step = fc.oneof(
-    fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b', 'c'), rttMs: fc.option(fc.constantFrom(1, 10, 40), { nil: undefined }) }),
-    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20, 35), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'me', 'r', 'q'), fc.constantFrom(0, 5, 50)) }),
+    fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b', 'c'), rttMs: fc.option(fc.constantFrom(1, 10, 21, 40), { nil: undefined }) }),
+    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20, 35), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'me', 'r', 'q'), fc.constantFrom(0, 5, 20, 50)) }),
     fc.record({ kind: fc.constant('rtt' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.constantFrom(1, 20, 35) }),
     fc.record({ kind: fc.constant('drop' as const), neighbour: fc.constantFrom('r', 'q') }),
     fc.record({ kind: fc.constant('read' as const), origin: fc.constantFrom('a', 'b', 'c') }),
@@ -491,13 +504,17 @@ test('route-table: property — pathTo (cached) equals the best path recomputed 
     const neighbours = new Map<string, { rttMs: number, seq: number, entries: Record<string, number> }>()
     const held = new Set<string>()
     const model = (origin: string): string => {
-      const paths: Array<{ hops: string[], costMs: number }> = []
-      if (direct.has(origin)) paths.push({ hops: [origin], costMs: direct.get(origin) as number })
+      const relays: Array<{ hops: string[], costMs: number }> = []
       for (const [relay, reach] of held.has(origin) ? [] : neighbours) {
-        if (reach.entries[origin] !== undefined && origin !== relay) paths.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
+        if (reach.entries[origin] !== undefined && origin !== relay) relays.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
       }
-      paths.sort((x, y) => x.costMs - y.costMs || x.hops.length - y.hops.length || (x.hops.join() < y.hops.join() ? -1 : 1))
-      return JSON.stringify(paths[0])
+      relays.sort((x, y) => x.costMs - y.costMs || (x.hops.join() < y.hops.join() ? -1 : 1))
+      const relayed = relays[0]
+      const directCost = direct.get(origin)
+      if (directCost === undefined) return JSON.stringify(relayed)
+      // A relay carries traffic only when cheaper than the direct path by the incumbent margin.
+      const wins = relayed !== undefined && relayed.costMs + Math.max(directCost * 0.1, 0.5) < directCost
+      return JSON.stringify(wins ? relayed : { hops: [origin], costMs: directCost })
     }
     for (const s of steps) {
       if (s.kind === 'direct') {
@@ -529,8 +546,8 @@ test('route-table: property — pathTo (cached) equals the best path recomputed 
 
 test('route-table: property — pathFor (cached) equals the path recomputed from reach state, relaying flags and the gate', () => {
   const step = fc.oneof(
-    fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b'), rttMs: fc.option(fc.constantFrom(1, 10, 40), { nil: undefined }) }),
-    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'r', 'q'), fc.constantFrom(0, 5, 50)), relaying: fc.subarray([P1, P2]) }),
+    fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b'), rttMs: fc.option(fc.constantFrom(1, 10, 21, 40), { nil: undefined }) }),
+    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'r', 'q'), fc.constantFrom(0, 5, 20, 50)), relaying: fc.subarray([P1, P2]) }),
     fc.record({ kind: fc.constant('open' as const), prefix: fc.constantFrom(P1, P2), open: fc.boolean() }),
     fc.record({ kind: fc.constant('demote' as const), origin: fc.constantFrom('a', 'b'), demoted: fc.boolean() }),
     fc.record({ kind: fc.constant('read' as const), origin: fc.constantFrom('a', 'b'), prefix: fc.constantFrom(P1, P2) })
@@ -551,8 +568,10 @@ test('route-table: property — pathFor (cached) equals the path recomputed from
         if (reach.entries[origin] !== undefined && origin !== relay && !reach.relaying.includes(prefix)) relays.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
       }
       const relayed = best(relays)
-      if (relayed !== undefined && demoted.has(origin)) return JSON.stringify(relayed)
-      return JSON.stringify(best([...(directPath === undefined ? [] : [directPath]), ...relays]))
+      if (relayed === undefined || directPath === undefined) return JSON.stringify(relayed ?? directPath)
+      // Demoted: any relay; else a relay must be cheaper than the direct path by the incumbent margin.
+      const wins = demoted.has(origin) || relayed.costMs + Math.max(directPath.costMs * 0.1, 0.5) < directPath.costMs
+      return JSON.stringify(wins ? relayed : directPath)
     }
     for (const s of steps) {
       if (s.kind === 'direct') {
