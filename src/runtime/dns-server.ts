@@ -333,8 +333,9 @@ async function bindAll (state: Listeners, hosts: readonly string[], handlers: So
     state.udp.push(udp)
     if (state.port === 0) state.port = udp.address().port
     const server = createServer({ noDelay: true }, (socket) => { handlers.onConnection(state, socket) })
-    server.on('error', handlers.onTcpError)
     state.tcp.push(await bindTcp(address, state.port, family, server))
+    // Counted only once listening: a port taken for TCP (retried by openListeners) is no server error.
+    server.on('error', handlers.onTcpError)
   }
 }
 
