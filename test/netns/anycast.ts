@@ -85,7 +85,7 @@ const processes: Proc[] = []
 function start (name: string, ns: string, argv: string[], onLine?: (line: string) => void): Proc {
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
   const proc: Proc = { child, lines: [], name }
-  const record = (line: string): void => { if (proc.lines.length < 5000) proc.lines.push(line); onLine?.(line) }
+  const record = (line: string): void => { if (proc.lines.length < 50_000) proc.lines.push(line); onLine?.(line) }
   createInterface({ input: child.stdout! }).on('line', record)
   createInterface({ input: child.stderr! }).on('line', record)
   processes.push(proc)
@@ -147,7 +147,8 @@ async function startNodes (dir: string): Promise<Map<string, string>> {
       listen: [`/ip4/${host.ip}/tcp/${P2P_PORT}`],
       bootstrap: HOSTS.filter((other) => other !== host).map((other) => `/ip4/${other.ip}/tcp/${P2P_PORT}/p2p/${peers.get(other.name)!}`),
       statusApi: { host: '127.0.0.1', port: API_PORT },
-      logLevel: 'warn',
+      // a and r at debug: route changes and relay-gate decisions, printed if the relay check fails.
+      logLevel: host.name === 'a' || host.name === 'r' ? 'debug' : 'warn',
       services: host.serves ? [{ name: 'web', prefix: `${ANYCAST}/32`, check: { kind: 'tcp', host: '127.0.0.1', port: SERVICE_PORT }, ...(netem ? {} : { preference: PREFERENCE[host.name] }) }] : [],
       // Every node may forward for others (a for the client, r as a relay): masquerade into the overlay.
       dataplane: { kind: 'wireguard', interface: host.wg, listenPort: 51820, reconcileIntervalMs: 2000, masquerade: true },
@@ -288,9 +289,22 @@ async function scenario (dir: string): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 2000))
   const relayStatus = inNs(a.ns, [process.execPath, BIN, 'status', '--api', `http://127.0.0.1:${API_PORT}`], 20_000)
   const relayLine = relayStatus.split('\n').find((line) => line.startsWith(`${ANYCAST}/32`) && line.includes(' peer ')) ?? ''
-  check(`a cut from every origin: routed through relay r within ${RELAY_BOUND_MS} ms and still served by b`,
-    relayedAt - cutAt <= RELAY_BOUND_MS && answers.filter((answer) => answer.t > throughRelay.t).every((answer) => answer.served === 'b') && /relay to b/.test(relayLine),
+  const relayed = relayedAt - cutAt <= RELAY_BOUND_MS && answers.filter((answer) => answer.t > throughRelay.t).every((answer) => answer.served === 'b') && /relay to b/.test(relayLine)
+  check(`a cut from every origin: routed through relay r within ${RELAY_BOUND_MS} ms and still served by b`, relayed,
     `route direct to b before the cut, via r ${relayedAt - cutAt} ms after it, first answer through r ${throughRelay.t + throughRelay.ms - cutAt} ms after; served since the cut: ${describeAnswers(answers, cutAt, Date.now())} | ${relayLine}`)
+  if (!relayed) {
+    // What a and r decided after the cut (ms since it), for the next reader of a failed run.
+    for (const proc of processes.filter((candidate) => candidate.name === 'a' || candidate.name === 'r')) {
+      for (const line of proc.lines) {
+        if (!/route changed|relay gate|direct path/.test(line)) continue
+        try {
+          const entry = JSON.parse(line) as { time: number, msg: string, to?: string, reason?: string }
+          if (entry.time >= cutAt) console.log(`  ${proc.name} +${entry.time - cutAt} ms ${entry.msg}${entry.to === undefined ? '' : ` → ${names.get(entry.to) ?? entry.to}`}${entry.reason === undefined ? '' : ` (${entry.reason})`}`)
+        } catch { /* not a log record */ }
+      }
+    }
+    console.log(relayStatus)
+  }
   // Up to three rounds of three pings: once (of three CI runs on a loaded machine) a round lost a
   // packet on this two-hop path while TCP through it was being served; reachability is the claim.
   const relayPings: string[] = []
