@@ -79,13 +79,16 @@ function missingCapability (): string | undefined {
   return undefined
 }
 
-interface Proc { child: ChildProcess, lines: string[], name: string }
+/** A node's last output lines, and apart from them its route changes and relay-gate decisions (debug). */
+interface Proc { child: ChildProcess, lines: string[], routing: string[], name: string }
+const ROUTING_LOG = /route changed|relay gate|direct path|relays held/
 const processes: Proc[] = []
 
 function start (name: string, ns: string, argv: string[], onLine?: (line: string) => void): Proc {
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const proc: Proc = { child, lines: [], name }
-  const record = (line: string): void => { if (proc.lines.length < 50_000) proc.lines.push(line); onLine?.(line) }
+  const proc: Proc = { child, lines: [], routing: [], name }
+  const record = (line: string): void => { if (proc.lines.length < 5000) proc.lines.push(line)
+    if (ROUTING_LOG.test(line) && proc.routing.length < 5000) proc.routing.push(line); onLine?.(line) }
   createInterface({ input: child.stdout! }).on('line', record)
   createInterface({ input: child.stderr! }).on('line', record)
   processes.push(proc)
@@ -293,10 +296,11 @@ async function scenario (dir: string): Promise<void> {
   check(`a cut from every origin: routed through relay r within ${RELAY_BOUND_MS} ms and still served by b`, relayed,
     `route direct to b before the cut, via r ${relayedAt - cutAt} ms after it, first answer through r ${throughRelay.t + throughRelay.ms - cutAt} ms after; served since the cut: ${describeAnswers(answers, cutAt, Date.now())} | ${relayLine}`)
   if (!relayed) {
-    // What a and r decided after the cut (ms since it), for the next reader of a failed run.
+    // What a and r decided after the cut (ms since it), for the next reader of a failed run; the
+    // status call above blocked this process, so first let their last output lines in.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
     for (const proc of processes.filter((candidate) => candidate.name === 'a' || candidate.name === 'r')) {
-      for (const line of proc.lines) {
-        if (!/route changed|relay gate|direct path/.test(line)) continue
+      for (const line of proc.routing) {
         try {
           const entry = JSON.parse(line) as { time: number, msg: string, to?: string, reason?: string }
           if (entry.time >= cutAt) console.log(`  ${proc.name} +${entry.time - cutAt} ms ${entry.msg}${entry.to === undefined ? '' : ` → ${names.get(entry.to) ?? entry.to}`}${entry.reason === undefined ? '' : ` (${entry.reason})`}`)
