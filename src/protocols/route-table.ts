@@ -371,14 +371,19 @@ export class RouteTable {
   wantsRelay (prefix: string): boolean {
     const state = this.prefixes.get(prefix)
     if (state === undefined || state.live === 0) return false
+    const selected = selectBestPath(prefix, '', this.candidates(state, prefix, false), this.chosen.get(prefix))
+    return selected.origin !== undefined && selected.origin !== this.self && selected.nextHop !== selected.origin
+  }
+
+  /** The live candidates of a prefix, each with its path for the prefix (`gated` as in pathFor). */
+  private candidates (state: PrefixState | undefined, prefix: string, gated: boolean): RouteCandidate[] {
     const candidates: RouteCandidate[] = []
-    for (const [origin, record] of state.records) {
+    for (const [origin, record] of state?.records ?? []) {
       if (record.state !== 'live') continue
       const { seq, attributes } = record.signed.announcement
-      candidates.push({ origin, seq, attributes, path: this.pathFor(origin, prefix, false) })
+      candidates.push({ origin, seq, attributes, path: this.pathFor(origin, prefix, gated) })
     }
-    const selected = selectBestPath(prefix, '', candidates, this.chosen.get(prefix))
-    return selected.origin !== undefined && selected.origin !== this.self && selected.nextHop !== selected.origin
+    return candidates
   }
 
   /**
@@ -495,13 +500,7 @@ export class RouteTable {
   /** The selected route for `prefix` (no-usable-origin with no candidates when unknown). */
   entry (prefix: string): RouteEntry {
     const state = this.prefixes.get(prefix)
-    const candidates: RouteCandidate[] = []
-    for (const [origin, record] of state?.records ?? []) {
-      if (record.state !== 'live') continue
-      const a = record.signed.announcement
-      candidates.push({ origin, seq: a.seq, attributes: a.attributes, path: this.pathFor(origin, prefix) })
-    }
-    const selected = selectBestPath(prefix, '', candidates, this.chosen.get(prefix))
+    const selected = selectBestPath(prefix, '', this.candidates(state, prefix, true), this.chosen.get(prefix))
     if (selected.origin === undefined) this.chosen.delete(prefix)
     else this.chosen.set(prefix, selected.origin)
     return { ...selected, service: this.serviceOf(state, selected.candidates[0]?.origin) }

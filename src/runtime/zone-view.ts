@@ -326,7 +326,8 @@ export function zoneSourceFromNode (host: NodeHost, self: { address?: string, ad
         return {
           id: candidate.origin,
           service: route.service,
-          health: zoneHealth(health, candidate.path !== undefined || host.controlPlane.hasPathTo(candidate.origin), probed.get(candidate.origin)),
+          // Any overlay path (pathTo), not only the one the route may use: it includes that one.
+          health: zoneHealth(health, host.controlPlane.hasPathTo(candidate.origin), probed.get(candidate.origin)),
           load,
           ...(location === undefined ? {} : { location })
         }
