@@ -20,6 +20,9 @@ export const WIREGUARD_KEY_FILE = 'wireguard.key'
 export const DEFAULT_WIREGUARD_MTU = 1280
 /** Every `wg`/`ip` call is bounded. */
 const COMMAND_TIMEOUT_MS = 5_000
+/** How much of wireguard-go's output an error quotes (its tail). */
+const USERSPACE_OUTPUT_KEPT = 600
+
 /** wireguard-go needs a moment to create its UAPI socket; polled at most this many times. */
 const USERSPACE_READY_POLLS = 50
 const USERSPACE_POLL_MS = 100
@@ -161,14 +164,24 @@ export class WireguardDataplane implements Dataplane {
     const name = this.init.interface
     const prefix = this.init.commandPrefix ?? []
     const argv = [...prefix, 'wireguard-go', '-f', name]
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
     let failure: Error | undefined
     child.on('error', (error) => { failure = error })
-    child.stderr?.resume()
+    // Its last words, for the error: wireguard-go logs why it gave up (TUN device, UAPI socket) to
+    // stdout, and usage and warnings to stderr. Both are read all along, so neither pipe fills.
+    let said = ''
+    const hear = (chunk: string): void => { said = (said + chunk).slice(-USERSPACE_OUTPUT_KEPT) }
+    child.stdout?.setEncoding('utf8').on('data', hear)
+    child.stderr?.setEncoding('utf8').on('data', hear)
     this.userspace = child
     for (let poll = 0; poll < USERSPACE_READY_POLLS; poll++) {
       if (failure !== undefined) throw new DataplaneError('start', `cannot run wireguard-go (no kernel WireGuard either): ${failure.message}`)
-      if (child.exitCode !== null) throw new DataplaneError('start', `wireguard-go exited with ${child.exitCode} creating ${name}`)
+      if (child.exitCode !== null) {
+        // Its output may still be draining: wait for the pipes to close, briefly.
+        await Promise.race([new Promise((resolve) => child.once('close', resolve)), new Promise((resolve) => setTimeout(resolve, 200))])
+        const words = said.replace(/\s+/g, ' ').trim()
+        throw new DataplaneError('start', `wireguard-go exited with ${child.exitCode} creating ${name}${words === '' ? ' (it printed nothing)' : `: ${words}`}`)
+      }
       if (await this.wg(['show', name, 'dump'], signal).then(() => true, () => false)) return
       await new Promise((resolve) => setTimeout(resolve, USERSPACE_POLL_MS))
     }

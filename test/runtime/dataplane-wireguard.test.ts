@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadOrCreateWireguardKey, parseWgDump, WireguardDataplane } from '../../src/runtime/dataplane-wireguard.ts'
+import { DataplaneError } from '../../src/runtime/dataplane-errors.ts'
 import { DataplaneReconciler } from '../../src/runtime/dataplane-reconciler.ts'
 import { createRealClock } from '../../src/runtime/clock.ts'
 import { createMemoryLogger } from '../../src/runtime/logger.ts'
@@ -23,6 +24,20 @@ function missingCapability (): string | undefined {
 }
 
 const sh = (args: string[]): string => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', timeout: 5000 })
+
+/** Whether this kernel makes WireGuard interfaces (then the adapter never runs wireguard-go). */
+function kernelWireguard (): boolean {
+  const ns = `fa-${process.pid}-wgk`
+  try {
+    sh(['ip', 'netns', 'add', ns])
+    execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'add', 'dev', 'fawgprobe', 'type', 'wireguard'], { stdio: 'ignore', timeout: 5000 })
+    return true
+  } catch {
+    return false
+  } finally {
+    try { sh(['ip', 'netns', 'del', ns]) } catch { /* never made */ }
+  }
+}
 
 test('wireguard adapter: real interface in a netns — table installed, hand changes repaired, stop removes everything', async () => {
   const missing = missingCapability()
@@ -87,6 +102,29 @@ test('wireguard adapter: real interface in a netns — table installed, hand cha
     dataplane = undefined
   } finally {
     await dataplane?.stop()
+    try { sh(['ip', 'netns', 'del', ns]) } catch { /* already gone */ }
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('wireguard adapter: wireguard-go refusing to start is an error that quotes its reason', async () => {
+  const missing = missingCapability()
+  if (missing !== undefined) { console.log(`  SKIPPED wireguard-go start error test: ${missing}`); return }
+  if (kernelWireguard()) { console.log('  SKIPPED wireguard-go start error test: the kernel creates WireGuard interfaces itself, wireguard-go is not run'); return }
+  const ns = `fa-${process.pid}-wge`
+  const dir = mkdtempSync(join(tmpdir(), 'fa-wg-'))
+  sh(['ip', 'netns', 'add', ns])
+  try {
+    const self = await loadOrCreateWireguardKey(dir)
+    // Twenty characters: too long for a Linux interface name (IFNAMSIZ 16), so the TUN device fails.
+    const ifname = 'fa0123456789abcdefgh'
+    const dataplane = new WireguardDataplane({ interface: ifname, listenPort: 51898, privateKeyFile: self.privateKeyFile, overlayCidr: '10.42.0.0/16', anycastCidr: '10.42.255.0/24', logger: createMemoryLogger(), commandPrefix: ['ip', 'netns', 'exec', ns] })
+    const error = await dataplane.start().then(() => undefined, (caught: unknown) => caught as Error)
+    assert.instance(error, DataplaneError)
+    assert.match(error!.message, `wireguard-go exited with 1 creating ${ifname}`)
+    assert.match(error!.message, /Failed to create TUN device: interface name too long/, error!.message)
+    await dataplane.stop()
+  } finally {
     try { sh(['ip', 'netns', 'del', ns]) } catch { /* already gone */ }
     rmSync(dir, { recursive: true, force: true })
   }
