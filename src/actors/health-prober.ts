@@ -74,6 +74,8 @@ export interface HealthVerdictDetail {
   consecutiveOk: number
   consecutiveFail: number
   lastLatencyMs: number | undefined
+  /** The RTT a path through this target should count (pathRtt); undefined before the first answer. */
+  pathRttMs: number | undefined
   lastError: string | undefined
   /** The last indirect probe round, when one decided or preceded this verdict. */
   indirect: IndirectOutcome | undefined
@@ -99,6 +101,8 @@ export interface HealthProberContext extends HealthProberInput, VerdictState {
   lastLatencyMs: number | undefined
   /** Smoothed round trip of the answered probes (RFC 6298's SRTT, gain 1/8); sets the timeout. */
   srttMs: number | undefined
+  /** What a route through the target counts: see pathRtt. */
+  pathRttMs: number | undefined
   /** Probes that could not be sent yet (ProbeResult.inconclusive): not judged. */
   inconclusive: number
   /** Probe results judged (direct probes and fed-in events). */
@@ -274,6 +278,7 @@ export const healthProberMachine = setup({
         consecutiveOk: context.consecutiveOk,
         consecutiveFail: context.consecutiveFail,
         lastLatencyMs: context.lastLatencyMs,
+        pathRttMs: context.pathRttMs,
         lastError: context.lastError,
         indirect: context.lastIndirect
       })
@@ -291,6 +296,7 @@ export const healthProberMachine = setup({
       consecutiveFail: 0,
       lastLatencyMs: undefined,
       srttMs: undefined,
+      pathRttMs: undefined,
       inconclusive: 0,
       probes: 0,
       failures: 0,
@@ -423,6 +429,17 @@ function smoothed (srttMs: number | undefined, sampleMs: number): number {
   return srttMs === undefined ? sampleMs : srttMs + (sampleMs - srttMs) / 8
 }
 
+/**
+ * The RTT a route counts: a sample below the estimate is taken at once, one above it moves the
+ * estimate by 1/8 of the difference. Delay noise on a path only ever adds (queues, a busy host, a
+ * slow first answer while a connection warms up), so the low samples are the path and the high
+ * ones mostly noise: a spike or two barely moves the cost, and a slow first sample does not linger
+ * the way it does in SRTT. A real rise is still followed, at SRTT's pace.
+ */
+export function pathRtt (estimateMs: number | undefined, sampleMs: number): number {
+  return estimateMs === undefined || sampleMs < estimateMs ? sampleMs : estimateMs + (sampleMs - estimateMs) / 8
+}
+
 function counted (context: HealthProberContext, event: HealthProberEvent): Partial<HealthProberContext> {
   const failed = event.type === 'health.probe.failed'
   return {
@@ -430,6 +447,7 @@ function counted (context: HealthProberContext, event: HealthProberEvent): Parti
     failures: context.failures + (failed ? 1 : 0),
     lastLatencyMs: failed ? context.lastLatencyMs : (event as { latencyMs: number }).latencyMs,
     srttMs: failed ? context.srttMs : smoothed(context.srttMs, (event as { latencyMs: number }).latencyMs),
+    pathRttMs: failed ? context.pathRttMs : pathRtt(context.pathRttMs, (event as { latencyMs: number }).latencyMs),
     lastError: failed ? event.error : context.lastError
   }
 }

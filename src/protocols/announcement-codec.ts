@@ -2,7 +2,7 @@
 // on the routes topic and the payload of a session UPDATE frame (session-codec.ts), so it obeys the
 // UPDATE bound of 60 KiB. Binary, big-endian, in the style of session-codec:
 //
-//   update:       u8 version (1) · u16 announcement count · signed announcement × count ·
+//   update:       u8 version (3) · u16 announcement count · signed announcement × count ·
 //                 u8 reach flag (0 | 1) · reach report when the flag is 1
 //   signed:       announcement body · u8 signature length · signature
 //   body:         str prefix · str service · str origin · f64 seq · u8 flags · u8 health ·
@@ -10,7 +10,8 @@
 //                 flags: bit 0 withdrawn, bit 1 location present, bit 2 region present
 //   reach:        str from · f64 seq · u16 entry count · (str origin · f64 rttMs) × count ·
 //                 u16 relaying count · str prefix × count (prefixes the reporter forwards through a
-//                 relay: absent from the object when the count is 0)
+//                 relay) · u16 pending count · str prefix × count (prefixes it is about to forward
+//                 through a relay); each list is absent from the object when its count is 0
 //   str:          u8 byte length · UTF-8
 //
 // The encoding is canonical: every value has exactly one encoding and decoding rejects anything
@@ -25,8 +26,11 @@ import { ByteReader, ByteWriter } from './bytes.ts'
 import type { HealthState, ReachReport, RouteAnnouncement, SignedAnnouncement } from './routes.ts'
 import type { Signer, Verifier } from '../runtime/ports.ts'
 
-/** 2: reach reports carry the prefixes their sender relays (version 1 had no such list). */
-export const UPDATE_VERSION = 2
+/**
+ * 3: reach reports say apart the prefixes their sender relays and those it is about to relay
+ * (version 2 had one list for both, version 1 none).
+ */
+export const UPDATE_VERSION = 3
 export const SIGNING_DOMAIN = 'form-anycast/announce/v1\n'
 export const MAX_UPDATE_MESSAGE_BYTES = MAX_UPDATE_BYTES
 export const MAX_ANNOUNCEMENTS_PER_UPDATE = 256
@@ -164,17 +168,21 @@ export function validateReachReport (r: ReachReport, path = 'reach.'): void {
     if (seen.has(entry.origin as string)) throw new AnnouncementError(`${field}.origin`, 'duplicate origin')
     seen.add(entry.origin as string)
   })
-  const relaying = value.relaying
-  if (relaying === undefined) return
-  if (!Array.isArray(relaying)) throw new AnnouncementError(`${path}relaying`, 'must be an array')
-  if (relaying.length === 0) throw new AnnouncementError(`${path}relaying`, 'must be absent when empty (one encoding per report)')
-  if (relaying.length > MAX_REACH_RELAYING) throw new AnnouncementError(`${path}relaying`, `more than ${MAX_REACH_RELAYING}`)
+  // One set across both lists: a prefix is relayed or about to be, never both.
   const prefixes = new Set<string>()
-  relaying.forEach((prefix: unknown, index) => {
-    checkPrefix(prefix, `${path}relaying[${index}]`)
-    if (prefixes.has(prefix as string)) throw new AnnouncementError(`${path}relaying[${index}]`, 'duplicate prefix')
-    prefixes.add(prefix as string)
-  })
+  for (const key of ['relaying', 'relayPending'] as const) {
+    const list = value[key]
+    if (list === undefined) continue
+    const field = `${path}${key}`
+    if (!Array.isArray(list)) throw new AnnouncementError(field, 'must be an array')
+    if (list.length === 0) throw new AnnouncementError(field, 'must be absent when empty (one encoding per report)')
+    if (list.length > MAX_REACH_RELAYING) throw new AnnouncementError(field, `more than ${MAX_REACH_RELAYING}`)
+    list.forEach((prefix: unknown, index) => {
+      checkPrefix(prefix, `${field}[${index}]`)
+      if (prefixes.has(prefix as string)) throw new AnnouncementError(`${field}[${index}]`, key === 'relaying' ? 'duplicate prefix' : 'duplicate prefix (in relaying or relayPending)')
+      prefixes.add(prefix as string)
+    })
+  }
 }
 
 /** Throws AnnouncementError unless the whole message is within bounds (except its byte size). */
@@ -204,7 +212,8 @@ function bodyLength (a: RouteAnnouncement): number {
 
 function reachLength (r: ReachReport): number {
   return stringLength(r.from) + 8 + 2 + r.entries.reduce((sum, entry) => sum + stringLength(entry.origin) + 8, 0) +
-    2 + (r.relaying ?? []).reduce((sum, prefix) => sum + stringLength(prefix), 0)
+    2 + (r.relaying ?? []).reduce((sum, prefix) => sum + stringLength(prefix), 0) +
+    2 + (r.relayPending ?? []).reduce((sum, prefix) => sum + stringLength(prefix), 0)
 }
 
 function measure (message: UpdateMessage): number {
@@ -272,9 +281,10 @@ export function encodeUpdate (message: UpdateMessage): Uint8Array {
       writer.string8(entry.origin)
       writer.f64(entry.rttMs)
     }
-    const relaying = reach.relaying ?? []
-    writer.u16(relaying.length)
-    for (const prefix of relaying) writer.string8(prefix)
+    for (const list of [reach.relaying ?? [], reach.relayPending ?? []]) {
+      writer.u16(list.length)
+      for (const prefix of list) writer.string8(prefix)
+    }
   }
   return writer.bytes
 }
@@ -344,11 +354,14 @@ function readReach (reader: ByteReader): ReachReport {
   for (let index = 0; index < count; index++) {
     entries.push({ origin: reader.string8(`reach.entries[${index}].origin`), rttMs: reader.f64(`reach.entries[${index}].rttMs`) })
   }
-  const relayingCount = reader.u16('reach.relaying')
-  if (relayingCount > MAX_REACH_RELAYING) throw new AnnouncementError('reach.relaying', `more than ${MAX_REACH_RELAYING}`)
-  const relaying: string[] = []
-  for (let index = 0; index < relayingCount; index++) relaying.push(reader.string8(`reach.relaying[${index}]`))
-  const report: ReachReport = relaying.length === 0 ? { from, seq, entries } : { from, seq, entries, relaying }
+  const report: ReachReport = { from, seq, entries }
+  for (const key of ['relaying', 'relayPending'] as const) {
+    const listCount = reader.u16(`reach.${key}`)
+    if (listCount > MAX_REACH_RELAYING) throw new AnnouncementError(`reach.${key}`, `more than ${MAX_REACH_RELAYING}`)
+    const list: string[] = []
+    for (let index = 0; index < listCount; index++) list.push(reader.string8(`reach.${key}[${index}]`))
+    if (list.length > 0) report[key] = list
+  }
   validateReachReport(report)
   return report
 }

@@ -139,14 +139,22 @@ export function comparePaths (a: RoutePath, b: RoutePath): number {
 }
 
 /**
+ * A relay must save at least this much RTT over the direct path, whatever the ratio. Two things the
+ * RTT sum leaves out: the relay forwards every packet through its own dataplane (a userspace
+ * WireGuard on many hosts), and on a loaded host a couple of late probe answers move a
+ * sub-millisecond link's smoothed RTT by a millisecond or more. Taking a relay for less would
+ * trade a real hop for noise, and flag the prefix to the node's dependants (control-plane.ts).
+ */
+export const RELAY_MIN_GAIN_MS = 2
+
+/**
  * Whether a relay path should carry traffic rather than the direct path: only when it is cheaper by
- * the incumbent margin (HYSTERESIS_RATIO of the direct cost, at least HYSTERESIS_MIN_MS). A relay
- * adds a hop and loads a neighbour, and on sub-millisecond links RTT noise alone would otherwise
- * move the path back and forth, and with it the node's `relaying` flag, which its own dependants
- * read (control-plane.ts).
+ * the incumbent margin (HYSTERESIS_RATIO of the direct cost), and by at least RELAY_MIN_GAIN_MS.
+ * A relay adds a hop and loads a neighbour, and RTT noise alone would otherwise move the path back
+ * and forth, and with it the node's `relaying` flag, which its own dependants read.
  */
 export function relayBeatsDirect (relayed: RoutePath, direct: RoutePath): boolean {
-  return relayed.costMs + Math.max(direct.costMs * HYSTERESIS_RATIO, HYSTERESIS_MIN_MS) < direct.costMs
+  return relayed.costMs + Math.max(direct.costMs * HYSTERESIS_RATIO, RELAY_MIN_GAIN_MS) < direct.costMs
 }
 
 /** The best of the given paths (min cost, deterministic on ties), or undefined when there is none. */

@@ -78,9 +78,27 @@ interface NeighbourReach {
   entries: Map<string, number>
   /** Prefixes the neighbour relays itself: it is no relay for them. */
   relaying: ReadonlySet<string>
+  /** Prefixes it is about to relay: a relay for them only to nodes whose id sorts after its own. */
+  relayPending: ReadonlySet<string>
 }
 
 const NOTHING_RELAYED: ReadonlySet<string> = new Set()
+
+/**
+ * Whether `relay` may carry `prefix` for `self`. Not when it relays the prefix itself. When it is
+ * only about to (its relay paths open one refresh period after its report said so, and meanwhile
+ * it hands the prefix to origins itself), only for a node whose id sorts after the relay's. That
+ * keeps a forwarding cycle impossible even across the moment a node opens: in a cycle every node
+ * relays through the next, so each one opened; a node that has heard the next one is about to
+ * relay uses it only if the next one's id is lower, and a report crosses a session within the
+ * period, so no node can still think the next one relays nothing once it has opened. Around a
+ * cycle the ids would have to fall at every step, which no cycle can do. So a neighbour's passing
+ * wish to relay (an RTT spike) costs only half of the nodes behind it their path, not all.
+ */
+function relaysFor (reach: NeighbourReach, relay: string, self: string, prefix: string): boolean {
+  if (reach.relaying.has(prefix)) return false
+  return !reach.relayPending.has(prefix) || relay < self
+}
 
 function compareText (a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
@@ -299,7 +317,7 @@ export class RouteTable {
     let relayed: RoutePath | undefined
     for (const relay of this.relayBlocked.has(origin) ? [] : this.relaysByOrigin.get(origin) ?? []) {
       const reach = this.neighbours.get(relay) as NeighbourReach
-      if (prefix !== undefined && reach.relaying.has(prefix)) continue
+      if (prefix !== undefined && !relaysFor(reach, relay, this.self, prefix)) continue
       const path = relayPath(this.self, relay, reach.rttMs, { origin, rttMs: reach.entries.get(origin) as number })
       if (path !== undefined && (relayed === undefined || comparePaths(path, relayed) < 0)) relayed = path
     }
@@ -460,7 +478,8 @@ export class RouteTable {
       this.removeRelays(neighbour, known)
       const entries = new Map(report.entries.map((entry) => [entry.origin, entry.rttMs]))
       const relaying = report.relaying === undefined ? NOTHING_RELAYED : new Set(report.relaying)
-      this.neighbours.set(neighbour, { rttMs: neighbourRttMs, seq: report.seq, entries, relaying })
+      const relayPending = report.relayPending === undefined ? NOTHING_RELAYED : new Set(report.relayPending)
+      this.neighbours.set(neighbour, { rttMs: neighbourRttMs, seq: report.seq, entries, relaying, relayPending })
       for (const origin of entries.keys()) {
         let relays = this.relaysByOrigin.get(origin)
         if (relays === undefined) this.relaysByOrigin.set(origin, relays = new Set())

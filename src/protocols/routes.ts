@@ -55,11 +55,18 @@ export interface ReachReport {
   seq: number
   entries: Array<{ origin: string, rttMs: number }>
   /**
-   * Prefixes the reporting node forwards (or is about to forward) through a relay itself: a
-   * neighbour must not relay those prefixes through it, since one-hop relay paths are loop-free
-   * only when the relay hands the packet straight to an origin. Absent when there are none.
+   * Prefixes the reporting node forwards through a relay itself: a neighbour must not relay those
+   * prefixes through it, since one-hop relay paths are loop-free only when the relay hands the
+   * packet straight to an origin. Absent when there are none.
    */
   relaying?: string[]
+  /**
+   * Prefixes the reporting node is about to forward through a relay, one refresh period from now;
+   * until then it still hands them to origins itself. A neighbour keeps relaying such a prefix
+   * through it only if the reporter's id sorts before its own (route-table.ts says why that is
+   * loop-free). Absent when there are none; never lists a prefix that `relaying` lists.
+   */
+  relayPending?: string[]
 }
 
 /** How a node reaches an origin: directly, or via one neighbour (formnet's relay). */

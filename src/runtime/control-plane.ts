@@ -128,7 +128,14 @@ export interface ServiceHealthView {
 export interface OriginHealthView {
   origin: string
   verdict: Verdict
+  /**
+   * The RTT our own probes give the direct path (health-prober.ts pathRtt: lower samples at once,
+   * higher ones at gain 1/8): its cost, and what reach reports carry. A late answer or two on a
+   * loaded host barely moves it, so they do not make a relay look cheaper than the direct path.
+   */
   rttMs: number | undefined
+  /** The last probe's RTT, unsmoothed. */
+  lastRttMs: number | undefined
   lastError: string | undefined
   /** Our own probes answer (healthy, or degraded only by slowness): a direct path exists. */
   direct: boolean
@@ -418,7 +425,8 @@ export class ControlPlane {
       return [{
         origin: child.id.slice('origin-probe:'.length),
         verdict: context.verdict,
-        rttMs: context.lastLatencyMs,
+        rttMs: context.pathRttMs,
+        lastRttMs: context.lastLatencyMs,
         lastError: context.lastError,
         direct: directlyReachable(context.verdict, context.consecutiveFail),
         relayedByRule: this.table.isDirectDemoted(child.id.slice('origin-probe:'.length)),
@@ -593,7 +601,7 @@ export class ControlPlane {
   private originProberSpec (origin: PeerId): ChildSpec {
     const helpers = (): PeerId[] => this.establishedPeers().map((peer) => peer.peerId).filter((peer) => peer !== origin)
     return this.proberSpec(`origin-probe:${origin}`, 'origins', { kind: 'peer', peerId: origin }, { ...this.config.originProbe, indirect: { k: 2, via: helpers } }, (verdict, detail) => {
-      const rtt = directlyReachable(verdict, detail.consecutiveFail) ? detail.lastLatencyMs ?? 0 : undefined
+      const rtt = directlyReachable(verdict, detail.consecutiveFail) ? detail.pathRttMs ?? 0 : undefined
       const hadDirect = this.table.hasDirectReach(origin)
       // Demoted by Formation's rule, the direct path carried nothing: losing it moves no route, so
       // there is no stale relay report to guard against.
@@ -635,7 +643,7 @@ export class ControlPlane {
     }
     const candidates = (origins: string[]): TierCandidate[] => origins.flatMap((origin) => {
       const context = probers.get(origin)?.getSnapshot().context
-      return context === undefined ? [] : [{ origin, rttMs: context.srttMs, failed: context.verdict === 'failed' }]
+      return context === undefined ? [] : [{ origin, rttMs: context.pathRttMs, failed: context.verdict === 'failed' }]
     })
     const active = activeOrigins([...this.table.usableOrigins()].map(candidates), standby.activePerPrefix)
     for (const origin of this.chosen.values()) if (origin !== undefined) active.add(origin)
@@ -756,7 +764,11 @@ export class ControlPlane {
   private reachPeriodsQuiet = 0
   private reachReport (entries = this.reachEntries()): ReachReport {
     const report: ReachReport = { from: this.components.signer.nodeId, seq: ++this.reachSeq, entries }
-    if (this.relayingPrefixes.size > 0) report.relaying = [...this.relayingPrefixes.keys()].sort()
+    const relaying: string[] = []
+    const relayPending: string[] = []
+    for (const [prefix, timer] of this.relayingPrefixes) (timer === undefined ? relaying : relayPending).push(prefix)
+    if (relaying.length > 0) report.relaying = relaying.sort()
+    if (relayPending.length > 0) report.relayPending = relayPending.sort()
     return report
   }
 
@@ -777,7 +789,8 @@ export class ControlPlane {
 
   /**
    * Prefixes this node routes, or is about to route, through a relay, each with the timer that
-   * opens its relay paths (undefined once open). Its reach reports list them (`relaying`).
+   * opens its relay paths (undefined once open). Its reach reports list them: `relayPending` while
+   * the timer runs, `relaying` once open.
    */
   private readonly relayingPrefixes = new Map<string, unknown>()
 
@@ -786,12 +799,15 @@ export class ControlPlane {
    * two nodes relaying a prefix through each other loop, and they can, on stale reports (an RTT
    * spike makes each see the other as the cheaper way to the same origin) or with Formation's rule
    * (each demoted its direct path, so each prefers the other's relay). So a node about to route a
-   * prefix through a relay first says so in a reach report (`relaying`), which makes every
-   * neighbour stop relaying that prefix through it, and opens its own relay paths for the prefix
-   * only one refresh period later (a report crosses any session well within it); meanwhile it
-   * keeps its direct paths. The wait is skipped when no neighbour holds a report from us listing
-   * an origin, since then none relays through us. Returns true when the prefix's flag changed
-   * (the caller sends a reach report).
+   * prefix through a relay first says so in a reach report (`relayPending`), which makes every
+   * neighbour whose id sorts before ours stop relaying that prefix through it, and opens its own
+   * relay paths for the prefix only one refresh period later (a report crosses any session well
+   * within it), saying so at once (`relaying`: then no neighbour relays it through us); meanwhile
+   * it keeps its direct paths. Why the neighbours after us in id order may stay until we open is
+   * in route-table.ts (relaysFor): a passing wish to relay, an RTT spike, then cuts off only half
+   * of the nodes that depend on us. The wait is skipped when no neighbour holds a report from us
+   * listing an origin, since then none relays through us. Returns true when the prefix's flag
+   * changed (the caller sends a reach report).
    */
   private gateRelays (prefix: string): boolean {
     const wants = this.table.wantsRelay(prefix)
@@ -815,7 +831,11 @@ export class ControlPlane {
     this.relayingPrefixes.set(prefix, clock.setTimeout(() => {
       if (!this.running || !this.relayingPrefixes.has(prefix)) return
       this.relayingPrefixes.set(prefix, undefined)
+      logger.debug('relay gate open: the refresh period since neighbours were told has passed', { prefix })
       this.routesChanged(this.table.setRelaysOpen(prefix, true))
+      // Pending became open: the neighbours still relaying through us (their id sorts after ours)
+      // must hear it now, not at the next refresh.
+      this.reportRelayingSoon()
     }, this.config.refreshIntervalMs))
     return true
   }

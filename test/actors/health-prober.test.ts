@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { createActor, type Actor } from 'xstate'
 import {
   checkHealthProberPolicy, chooseHelpers, defaultHealthProberPolicy, healthProberMachine, healthStateName,
-  HealthProberPolicyError, probeTimeoutMs, type HealthProberPolicy, type HealthVerdictDetail
+  HealthProberPolicyError, pathRtt, probeTimeoutMs, type HealthProberPolicy, type HealthVerdictDetail
 } from '../../src/actors/health-prober.ts'
 import type { Verdict } from '../../src/protocols/health-verdict.ts'
 import { VirtualClock } from '../../src/runtime/clock.ts'
@@ -156,6 +156,25 @@ test('health prober: a far target gets twice its smoothed round trip as timeout,
   assert.equal(changes.map((c) => c.verdict), ['healthy'], `verdicts ${changes.map((c) => c.verdict).join(', ')}`)
   assert.ok(actor.getSnapshot().context.failures <= 1, 'only the first probe, at the policy timeout, could miss')
   assert.ok(prober.timeouts.slice(2).every((timeout) => timeout === 450), `timeouts ${[...new Set(prober.timeouts)].join(', ')}`)
+  actor.stop()
+})
+
+test('health prober: the path RTT takes a lower sample at once and a higher one at gain 1/8', async () => {
+  assert.is(pathRtt(undefined, 80), 80, 'the first sample')
+  assert.is(pathRtt(80, 0.5), 0.5, 'a slow first answer does not linger')
+  assert.is(pathRtt(0.5, 8.5), 1.5, 'a spike moves it by an eighth')
+  let estimate = 10
+  for (let sample = 0; sample < 40; sample++) estimate = pathRtt(estimate, 50)
+  assert.ok(estimate > 49 && estimate < 50, `a lasting rise is followed: ${estimate}`)
+
+  // Through the actor: a slow first answer, then steady 5 ms with every fourth answer 40 ms late.
+  const { clock, actor, changes } = start({ script: { direct: (t) => t < 100 ? 120 : Math.floor(t / 500) % 4 === 3 ? 45 : 5 } })
+  await runUntil(clock, 10_000)
+  const context = actor.getSnapshot().context
+  assert.ok(context.pathRttMs! >= 5 && context.pathRttMs! <= 10, `path RTT ${context.pathRttMs} (a late answer moves it 5 ms at most)`)
+  assert.ok(context.srttMs! > context.pathRttMs!, `SRTT ${context.srttMs} stays above it: it sets the timeout, conservatively`)
+  const detail = changes[0]!.detail
+  assert.ok(detail.pathRttMs !== undefined && detail.pathRttMs <= detail.lastLatencyMs!, `the verdict detail carries it: ${detail.pathRttMs} after a ${detail.lastLatencyMs} ms answer`)
   actor.stop()
 })
 

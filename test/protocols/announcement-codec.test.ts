@@ -134,7 +134,11 @@ const invalidReach: Array<[name: string, value: unknown, field: string, reason: 
   ['relaying empty (absent is its one encoding)', { ...reach, relaying: [] }, 'reach.relaying', /absent when empty/],
   ['relaying a non-canonical prefix', { ...reach, relaying: ['10.0.0.1/24'] }, 'reach.relaying[0]', /canonical|host bits/],
   ['relaying a prefix twice', { ...reach, relaying: ['10.0.0.1/32', '10.0.0.1/32'] }, 'reach.relaying[1]', /duplicate prefix/],
-  ['relaying too many prefixes', { ...reach, relaying: Array.from({ length: MAX_REACH_RELAYING + 1 }, (_, i) => `10.0.${i >> 8}.${i & 255}/32`) }, 'reach.relaying', /more than 1024/]
+  ['relaying too many prefixes', { ...reach, relaying: Array.from({ length: MAX_REACH_RELAYING + 1 }, (_, i) => `10.0.${i >> 8}.${i & 255}/32`) }, 'reach.relaying', /more than 1024/],
+  ['relayPending not an array', { ...reach, relayPending: 7 }, 'reach.relayPending', /array/],
+  ['relayPending empty', { ...reach, relayPending: [] }, 'reach.relayPending', /absent when empty/],
+  ['relayPending too many prefixes', { ...reach, relayPending: Array.from({ length: MAX_REACH_RELAYING + 1 }, (_, i) => `10.0.${i >> 8}.${i & 255}/32`) }, 'reach.relayPending', /more than 1024/],
+  ['a prefix both relayed and about to be', { ...reach, relaying: ['10.0.0.1/32'], relayPending: ['10.0.0.2/32', '10.0.0.1/32'] }, 'reach.relayPending[1]', /duplicate prefix \(in relaying or relayPending\)/]
 ]
 
 for (const [name, value, field, reason] of invalidReach) {
@@ -191,23 +195,32 @@ test('announcement-codec: decode names the field of each malformed byte', () => 
   const valid = encoded()
   const patched = (offset: number, value: number): Uint8Array => { const copy = valid.slice(); copy[offset] = value; return copy }
   expectError(() => decodeUpdate(new Uint8Array(0)), 'update.version', /truncated/)
-  // Version 1 reach reports had no relaying list: a version-1 peer's update is refused by name.
+  // Version 1 reach reports had no relaying list and version 2 one list for relaying and about to
+  // relay: an older peer's update is refused by name.
   expectError(() => decodeUpdate(patched(0, 1)), 'update.version', /unsupported version 1/)
-  expectError(() => decodeUpdate(patched(0, 3)), 'update.version', /unsupported version 3/)
-  expectError(() => decodeUpdate(Uint8Array.of(2, 0x01, 0x01)), 'announcements', /more than 256/)
-  expectError(() => decodeUpdate(Uint8Array.of(2, 0, 1)), 'announcements[0].announcement.prefix', /truncated/)
+  expectError(() => decodeUpdate(patched(0, 2)), 'update.version', /unsupported version 2/)
+  expectError(() => decodeUpdate(patched(0, 4)), 'update.version', /unsupported version 4/)
+  expectError(() => decodeUpdate(Uint8Array.of(3, 0x01, 0x01)), 'announcements', /more than 256/)
+  expectError(() => decodeUpdate(Uint8Array.of(3, 0, 1)), 'announcements[0].announcement.prefix', /truncated/)
   expectError(() => decodeUpdate(patched(flagsOffset(), 0x08 | 0x02)), 'announcements[0].announcement.flags', /unknown bits 0xa/)
   expectError(() => decodeUpdate(patched(flagsOffset(), 0x04)), 'announcements[0].announcement.flags', /region without location/)
   expectError(() => decodeUpdate(patched(flagsOffset() + 1, 4)), 'announcements[0].announcement.attributes.health', /unknown code 4/)
   expectError(() => decodeUpdate(patched(flagsOffset() + 2, 0xff)), 'announcements[0].announcement.attributes.preference', /\[0, 1000\]/)
   expectError(() => decodeUpdate(patched(4, 0xff)), 'announcements[0].announcement.prefix', /not valid UTF-8/)
   expectError(() => decodeUpdate(patched(4, 0x78)), 'announcements[0].announcement.prefix', /IPv4 part "x0" must be decimal/)
-  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 3)), 'reach.entries[1].rttMs', /truncated/)
-  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 1)), 'reach.relaying', /truncated/)
-  const relaying = encoded({ announcements: [], reach: { ...reach, relaying: ['10.42.255.2/32'] } })
-  expectError(() => decodeUpdate(relaying.subarray(0, relaying.byteLength - 1)), 'reach.relaying[0]', /truncated/)
-  const zeroRelaying = Uint8Array.of(...relaying.subarray(0, relaying.byteLength - 17), 0x00, 0x01, 14, ...new TextEncoder().encode('10.42.255.2/24'))
-  expectError(() => decodeUpdate(zeroRelaying), 'reach.relaying[0]', /host bits|canonical/)
+  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 5)), 'reach.entries[1].rttMs', /truncated/)
+  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 1)), 'reach.relayPending', /truncated/)
+  expectError(() => decodeUpdate(valid.subarray(0, valid.byteLength - 3)), 'reach.relaying', /truncated/)
+  // The two lists close the report: u16 count · str × count, twice.
+  const text = (value: string): number[] => [value.length, ...new TextEncoder().encode(value)]
+  const lists = (relaying: string[], pending: string[]): Uint8Array => Uint8Array.of(...valid.subarray(0, valid.byteLength - 4),
+    0, relaying.length, ...relaying.flatMap(text), 0, pending.length, ...pending.flatMap(text))
+  assert.equal(decodeUpdate(lists(['10.42.255.2/32'], ['10.42.255.3/32'])).reach, { ...reach, relaying: ['10.42.255.2/32'], relayPending: ['10.42.255.3/32'] })
+  expectError(() => decodeUpdate(lists(['10.42.255.2/32'], []).subarray(0, -3)), 'reach.relaying[0]', /truncated/)
+  expectError(() => decodeUpdate(lists([], ['10.42.255.3/32']).subarray(0, -1)), 'reach.relayPending[0]', /truncated/)
+  expectError(() => decodeUpdate(lists(['10.42.255.2/24'], [])), 'reach.relaying[0]', /host bits|canonical/)
+  expectError(() => decodeUpdate(lists([], ['10.42.255.2/24'])), 'reach.relayPending[0]', /host bits|canonical/)
+  expectError(() => decodeUpdate(lists(['10.42.255.2/32'], ['10.42.255.2/32'])), 'reach.relayPending[0]', /duplicate prefix \(in relaying or relayPending\)/)
   expectError(() => decodeUpdate(Uint8Array.of(...valid, 0)), 'update', /1 trailing bytes/)
   const noReach = encoded({ announcements: [] })
   expectError(() => decodeUpdate(Uint8Array.of(...noReach.subarray(0, 3), 2)), 'reach', /flag must be 0 or 1, not 2/)
@@ -319,8 +332,11 @@ const reachArb: fc.Arbitrary<ReachReport> = fc.record({
   from: nodeId,
   seq: fc.maxSafeNat(),
   entries: fc.uniqueArray(fc.record({ origin: nodeId, rttMs: fc.double({ min: 0, max: 60_000, noNaN: true }) }, { noNullPrototype: true }), { selector: (entry) => entry.origin, maxLength: 40 }),
-  relaying: fc.uniqueArray(prefixArb, { minLength: 1, maxLength: 8 })
-}, { requiredKeys: ['from', 'seq', 'entries'], noNullPrototype: true })
+  relaying: fc.uniqueArray(prefixArb, { minLength: 1, maxLength: 8 }),
+  relayPending: fc.uniqueArray(prefixArb, { minLength: 1, maxLength: 8 })
+}, { requiredKeys: ['from', 'seq', 'entries'], noNullPrototype: true }).filter((report) =>
+  // A prefix is relayed or about to be, never both.
+  !(report.relayPending ?? []).some((prefix) => report.relaying?.includes(prefix) === true))
 const messageArb: fc.Arbitrary<UpdateMessage> = fc.record({ announcements: fc.array(signedArb, { maxLength: 12 }), reach: reachArb }, { requiredKeys: ['announcements'], noNullPrototype: true })
 
 test('announcement-codec: property — arbitrary valid messages round-trip to equal values and equal bytes', () => {

@@ -17,9 +17,10 @@ function ann ({ prefix = P1, service = 'api', origin, seq, withdrawn = false, he
   return { announcement, signature: new Uint8Array([seq & 0xff]) }
 }
 
-function report (from: string, seq: number, entries: Record<string, number>, relaying: string[] = []): ReachReport {
+function report (from: string, seq: number, entries: Record<string, number>, relaying: string[] = [], relayPending: string[] = []): ReachReport {
   const out: ReachReport = { from, seq, entries: Object.entries(entries).map(([origin, rttMs]) => ({ origin, rttMs })) }
   if (relaying.length > 0) out.relaying = relaying
+  if (relayPending.length > 0) out.relayPending = relayPending
   return out
 }
 
@@ -201,6 +202,22 @@ test('route-table: a neighbour relaying a prefix itself is no relay for that pre
   // Its next report no longer relays P1: r is a relay for P1 again.
   assert.equal(routes.applyReachReport('r', 10, report('r', 2, { a: 25 })), [P1])
   assert.equal(routes.entry(P1).nextHop, 'r')
+})
+
+test('route-table: a neighbour about to relay a prefix stays a relay for it only to nodes whose id sorts after its own', () => {
+  // 'k' < 'me' < 'r': k's wish to relay leaves us its dependant; r's does not.
+  const routes = new RouteTable({ self: 'me' })
+  routes.applyAnnouncement(ann({ origin: 'a', seq: 1 }), 0)
+  routes.applyReachReport('k', 10, report('k', 1, { a: 25 }, [], [P1]))
+  assert.equal([routes.entry(P1).origin, routes.entry(P1).nextHop, routes.entry(P1).costMs], ['a', 'k', 35], 'k is about to relay P1: still ours (k < me)')
+  routes.applyReachReport('r', 5, report('r', 1, { a: 25 }, [], [P1]))
+  assert.equal(routes.entry(P1).nextHop, 'k', 'r is cheaper but about to relay P1, and r > me: not a relay for us')
+  assert.equal(routes.applyReachReport('r', 5, report('r', 2, { a: 25 })), [P1], 'r no longer about to relay')
+  assert.equal(routes.entry(P1).nextHop, 'r')
+  // k opens (relaying): no relay for P1 any more, for anyone.
+  routes.applyReachReport('r', 5, report('r', 3, { a: 25 }, [P1]))
+  assert.equal(routes.applyReachReport('k', 10, report('k', 2, { a: 25 }, [P1])), [P1])
+  assert.is(routes.entry(P1).origin, undefined, 'both relay P1 themselves: no path')
 })
 
 test('route-table: with gateRelays a prefix uses relay paths only once opened; wantsRelay says what it would do', () => {
@@ -547,7 +564,8 @@ test('route-table: property — pathTo (cached) equals the best path recomputed 
 test('route-table: property — pathFor (cached) equals the path recomputed from reach state, relaying flags and the gate', () => {
   const step = fc.oneof(
     fc.record({ kind: fc.constant('direct' as const), origin: fc.constantFrom('a', 'b'), rttMs: fc.option(fc.constantFrom(1, 10, 21, 40), { nil: undefined }) }),
-    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'q'), rttMs: fc.option(fc.constantFrom(1, 20), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'r', 'q'), fc.constantFrom(0, 5, 20, 50)), relaying: fc.subarray([P1, P2]) }),
+    // 'k' sorts before 'me' and 'r' after: about to relay, k stays our relay and r does not.
+    fc.record({ kind: fc.constant('reach' as const), neighbour: fc.constantFrom('r', 'k'), rttMs: fc.option(fc.constantFrom(1, 20), { nil: undefined }), seq: fc.nat(5), entries: fc.dictionary(fc.constantFrom('a', 'b', 'r', 'k'), fc.constantFrom(0, 5, 20, 50)), relaying: fc.subarray([P1, P2]), pending: fc.subarray([P1, P2]) }),
     fc.record({ kind: fc.constant('open' as const), prefix: fc.constantFrom(P1, P2), open: fc.boolean() }),
     fc.record({ kind: fc.constant('demote' as const), origin: fc.constantFrom('a', 'b'), demoted: fc.boolean() }),
     fc.record({ kind: fc.constant('read' as const), origin: fc.constantFrom('a', 'b'), prefix: fc.constantFrom(P1, P2) })
@@ -556,7 +574,7 @@ test('route-table: property — pathFor (cached) equals the path recomputed from
     const routes = new RouteTable({ self: 'me', gateRelays: true })
     for (const origin of ['a', 'b']) for (const prefix of [P1, P2]) routes.applyAnnouncement(ann({ prefix, origin, seq: 1 }), 0)
     const direct = new Map<string, number>()
-    const neighbours = new Map<string, { rttMs: number, seq: number, entries: Record<string, number>, relaying: string[] }>()
+    const neighbours = new Map<string, { rttMs: number, seq: number, entries: Record<string, number>, relaying: string[], pending: string[] }>()
     const open = new Set<string>()
     const demoted = new Set<string>()
     const model = (origin: string, prefix: string): string => {
@@ -565,12 +583,14 @@ test('route-table: property — pathFor (cached) equals the path recomputed from
       const directPath = direct.has(origin) ? { hops: [origin], costMs: direct.get(origin) as number } : undefined
       const relays: Array<{ hops: string[], costMs: number }> = []
       for (const [relay, reach] of open.has(prefix) ? neighbours : []) {
-        if (reach.entries[origin] !== undefined && origin !== relay && !reach.relaying.includes(prefix)) relays.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
+        const refuses = reach.relaying.includes(prefix) || (reach.pending.includes(prefix) && relay > 'me')
+        if (reach.entries[origin] !== undefined && origin !== relay && !refuses) relays.push({ hops: [relay, origin], costMs: reach.rttMs + reach.entries[origin] })
       }
       const relayed = best(relays)
       if (relayed === undefined || directPath === undefined) return JSON.stringify(relayed ?? directPath)
-      // Demoted: any relay; else a relay must be cheaper than the direct path by the incumbent margin.
-      const wins = demoted.has(origin) || relayed.costMs + Math.max(directPath.costMs * 0.1, 0.5) < directPath.costMs
+      // Demoted: any relay; else a relay must be cheaper than the direct path by the incumbent
+      // margin, and by 2 ms at least.
+      const wins = demoted.has(origin) || relayed.costMs + Math.max(directPath.costMs * 0.1, 2) < directPath.costMs
       return JSON.stringify(wins ? relayed : directPath)
     }
     for (const s of steps) {
@@ -578,10 +598,12 @@ test('route-table: property — pathFor (cached) equals the path recomputed from
         routes.setDirectReach(s.origin, s.rttMs)
         if (s.rttMs === undefined) direct.delete(s.origin); else direct.set(s.origin, s.rttMs)
       } else if (s.kind === 'reach') {
-        routes.applyReachReport(s.neighbour, s.rttMs, report(s.neighbour, s.seq, s.entries, s.relaying))
+        // A prefix is relayed or about to be, never both.
+        const pending = s.pending.filter((prefix) => !s.relaying.includes(prefix))
+        routes.applyReachReport(s.neighbour, s.rttMs, report(s.neighbour, s.seq, s.entries, s.relaying, pending))
         const known = neighbours.get(s.neighbour)
         if (s.rttMs === undefined) neighbours.delete(s.neighbour)
-        else if (known === undefined || s.seq > known.seq) neighbours.set(s.neighbour, { rttMs: s.rttMs, seq: s.seq, entries: s.entries, relaying: s.relaying })
+        else if (known === undefined || s.seq > known.seq) neighbours.set(s.neighbour, { rttMs: s.rttMs, seq: s.seq, entries: s.entries, relaying: s.relaying, pending })
         else known.rttMs = s.rttMs
       } else if (s.kind === 'open') {
         routes.setRelaysOpen(s.prefix, s.open)
