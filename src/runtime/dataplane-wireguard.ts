@@ -23,9 +23,31 @@ const COMMAND_TIMEOUT_MS = 5_000
 /** How much of wireguard-go's output an error quotes (its tail). */
 const USERSPACE_OUTPUT_KEPT = 600
 
-/** wireguard-go needs a moment to create its UAPI socket; polled at most this many times. */
+/** wireguard-go needs a moment to create its UAPI socket; checked at most this many times. */
 const USERSPACE_READY_POLLS = 50
 const USERSPACE_POLL_MS = 100
+/**
+ * What wireguard-go logs (at LOG_LEVEL=verbose) once its UAPI socket listens. Readiness is read
+ * from this line, never by asking with `wg`: a `wg` that connects between the socket's bind and
+ * its listen is refused, takes the socket for a dead one and unlinks it, and wireguard-go then
+ * exits with "Failed to listen on uapi socket: no such file or directory" (seen in the netns test
+ * about once in 20 starts of five nodes on a loaded machine).
+ */
+const USERSPACE_READY_LINE = 'UAPI listener started'
+
+/**
+ * Reads wireguard-go's stdout chunk by chunk and says when USERSPACE_READY_LINE has gone by. The
+ * end of the previous chunk goes first, so a line cut between two chunks still matches, and each
+ * chunk is searched whole (the worker lines logged with it can be longer than any tail kept).
+ */
+export function uapiReadyWatcher (): (chunk: string) => boolean {
+  let carried = ''
+  return (chunk) => {
+    const text = carried + chunk
+    carried = text.slice(-USERSPACE_READY_LINE.length)
+    return text.includes(USERSPACE_READY_LINE)
+  }
+}
 
 const base64url = (text: string): string => Buffer.from(text, 'base64url').toString('base64')
 
@@ -164,14 +186,19 @@ export class WireguardDataplane implements Dataplane {
     const name = this.init.interface
     const prefix = this.init.commandPrefix ?? []
     const argv = [...prefix, 'wireguard-go', '-f', name]
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'verbose' } })
     let failure: Error | undefined
     child.on('error', (error) => { failure = error })
     // Its last words, for the error: wireguard-go logs why it gave up (TUN device, UAPI socket) to
     // stdout, and usage and warnings to stderr. Both are read all along, so neither pipe fills.
     let said = ''
+    let ready = false
     const hear = (chunk: string): void => { said = (said + chunk).slice(-USERSPACE_OUTPUT_KEPT) }
-    child.stdout?.setEncoding('utf8').on('data', hear)
+    const readyIn = uapiReadyWatcher()
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      hear(chunk)
+      if (!ready) ready = readyIn(chunk)
+    })
     child.stderr?.setEncoding('utf8').on('data', hear)
     this.userspace = child
     for (let poll = 0; poll < USERSPACE_READY_POLLS; poll++) {
@@ -182,11 +209,13 @@ export class WireguardDataplane implements Dataplane {
         const words = said.replace(/\s+/g, ' ').trim()
         throw new DataplaneError('start', `wireguard-go exited with ${child.exitCode} creating ${name}${words === '' ? ' (it printed nothing)' : `: ${words}`}`)
       }
-      if (await this.wg(['show', name, 'dump'], signal).then(() => true, () => false)) return
+      if (ready) return
+      signal?.throwIfAborted()
       await new Promise((resolve) => setTimeout(resolve, USERSPACE_POLL_MS))
     }
     child.kill()
-    throw new DataplaneError('start', `wireguard-go did not bring ${name} up within ${USERSPACE_READY_POLLS * USERSPACE_POLL_MS} ms`)
+    const words = said.replace(/\s+/g, ' ').trim()
+    throw new DataplaneError('start', `wireguard-go did not bring ${name} up within ${USERSPACE_READY_POLLS * USERSPACE_POLL_MS} ms${words === '' ? ' (it printed nothing)' : `: ${words}`}`)
   }
 
   async stop (): Promise<void> {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadOrCreateWireguardKey, parseWgDump, WireguardDataplane } from '../../src/runtime/dataplane-wireguard.ts'
+import { loadOrCreateWireguardKey, parseWgDump, uapiReadyWatcher, WireguardDataplane } from '../../src/runtime/dataplane-wireguard.ts'
 import { DataplaneError } from '../../src/runtime/dataplane-errors.ts'
 import { DataplaneReconciler } from '../../src/runtime/dataplane-reconciler.ts'
 import { createRealClock } from '../../src/runtime/clock.ts'
@@ -105,6 +105,18 @@ test('wireguard adapter: real interface in a netns — table installed, hand cha
     try { sh(['ip', 'netns', 'del', ns]) } catch { /* already gone */ }
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('wireguard adapter: readiness is read from wireguard-go\'s log, whole chunks and lines cut between chunks alike', () => {
+  const workers = 'DEBUG: (fa1w) Routine: encryption worker 1 - started\n'.repeat(40)
+  const buried = uapiReadyWatcher()
+  assert.not.ok(buried('DEBUG: (fa1w) Device started\n'))
+  assert.ok(buried(`DEBUG: (fa1w) UAPI listener started\n${workers}`), 'the line followed by 2 KB of worker lines in one chunk')
+  const cut = uapiReadyWatcher()
+  assert.not.ok(cut('DEBUG: (fa1w) UAPI list'))
+  assert.ok(cut('ener started\n'), 'the line cut between two chunks')
+  const never = uapiReadyWatcher()
+  assert.not.ok(never(workers) || never('ERROR: (fa1w) Failed to listen on uapi socket: no such file or directory\n'))
 })
 
 test('wireguard adapter: wireguard-go refusing to start is an error that quotes its reason', async () => {
