@@ -194,6 +194,10 @@ export class WireguardDataplane implements Dataplane {
     let said = ''
     let ready = false
     const hear = (chunk: string): void => { said = (said + chunk).slice(-USERSPACE_OUTPUT_KEPT) }
+    const lastWords = (): string => {
+      const words = said.replace(/\s+/g, ' ').trim()
+      return words === '' ? ' (it printed nothing)' : `: ${words}`
+    }
     const readyIn = uapiReadyWatcher()
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       hear(chunk)
@@ -206,16 +210,14 @@ export class WireguardDataplane implements Dataplane {
       if (child.exitCode !== null) {
         // Its output may still be draining: wait for the pipes to close, briefly.
         await Promise.race([new Promise((resolve) => child.once('close', resolve)), new Promise((resolve) => setTimeout(resolve, 200))])
-        const words = said.replace(/\s+/g, ' ').trim()
-        throw new DataplaneError('start', `wireguard-go exited with ${child.exitCode} creating ${name}${words === '' ? ' (it printed nothing)' : `: ${words}`}`)
+        throw new DataplaneError('start', `wireguard-go exited with ${child.exitCode} creating ${name}${lastWords()}`)
       }
       if (ready) return
       signal?.throwIfAborted()
       await new Promise((resolve) => setTimeout(resolve, USERSPACE_POLL_MS))
     }
     child.kill()
-    const words = said.replace(/\s+/g, ' ').trim()
-    throw new DataplaneError('start', `wireguard-go did not bring ${name} up within ${USERSPACE_READY_POLLS * USERSPACE_POLL_MS} ms${words === '' ? ' (it printed nothing)' : `: ${words}`}`)
+    throw new DataplaneError('start', `wireguard-go did not bring ${name} up within ${USERSPACE_READY_POLLS * USERSPACE_POLL_MS} ms${lastWords()}`)
   }
 
   async stop (): Promise<void> {

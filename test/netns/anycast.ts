@@ -87,8 +87,11 @@ const processes: Proc[] = []
 function start (name: string, ns: string, argv: string[], onLine?: (line: string) => void): Proc {
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
   const proc: Proc = { child, lines: [], routing: [], name }
-  const record = (line: string): void => { if (proc.lines.length < 5000) proc.lines.push(line)
-    if (ROUTING_LOG.test(line) && proc.routing.length < 5000) proc.routing.push(line); onLine?.(line) }
+  const record = (line: string): void => {
+    if (proc.lines.length < 5000) proc.lines.push(line)
+    if (ROUTING_LOG.test(line) && proc.routing.length < 5000) proc.routing.push(line)
+    onLine?.(line)
+  }
   createInterface({ input: child.stdout! }).on('line', record)
   createInterface({ input: child.stderr! }).on('line', record)
   processes.push(proc)
